@@ -1,0 +1,78 @@
+//! undead's own failures and the exit codes they map to.
+//!
+//! One table, shared by `--help`, the README and a test: the main child's
+//! status passes through (code, or 128+N for signal N; 126 cannot execute,
+//! 127 not found, as `sh`); undead's own setup failures exit 1; usage
+//! errors exit 2. Client verbs: 0 done, 1 failed, 2 usage, 3 no answer.
+
+use std::fmt;
+
+use nix::errno::Errno;
+
+/// The exit-code table printed by `--help` (and checked by a test).
+pub const EXIT_CODES: &str = "\
+exit codes (init): the command's code; 128+N if it died of signal N;
+  126 command not executable; 127 command not found; 2 usage error;
+  1 internal error of undead
+exit codes (client verbs): 0 done; 1 failed or timed out; 2 usage error;
+  3 no undead answers on the control socket";
+
+#[derive(Debug)]
+pub enum Error {
+    /// Bad command line or environment value.
+    Usage(String),
+    /// Blocking signals or opening the signalfd failed.
+    Signals(Errno),
+    /// PR_SET_CHILD_SUBREAPER failed while `-s` insisted on it.
+    Subreaper(Errno),
+    /// PR_SET_PDEATHSIG for `-p` failed.
+    Pdeathsig(Errno),
+    /// fork of the main child failed.
+    Spawn { argv0: String, errno: Errno },
+    /// The control socket could not be set up.
+    ControlBind { path: String, errno: Errno },
+    /// The undead kit could not create what was asked at start.
+    Chaos(String),
+    /// A client verb found nobody answering on the control socket.
+    NoAnswer { path: String, errno: Errno },
+    /// A client verb was answered with a failure.
+    Failed(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::NoAnswer { .. } => 3,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(why) => write!(f, "{why} (see --help)"),
+            Error::Signals(e) => write!(f, "failed to set up signals: {}", e.desc()),
+            Error::Subreaper(e) => {
+                write!(f, "failed to become a child subreaper: {}", e.desc())
+            }
+            Error::Pdeathsig(e) => {
+                write!(f, "failed to set the parent-death signal: {}", e.desc())
+            }
+            Error::Spawn { argv0, errno } => {
+                write!(f, "cannot run '{argv0}': {}", errno.desc())
+            }
+            Error::ControlBind { path, errno } => {
+                write!(f, "cannot serve control socket {path}: {}", errno.desc())
+            }
+            Error::Chaos(why) | Error::Failed(why) => write!(f, "{why}"),
+            Error::NoAnswer { path, errno } => write!(
+                f,
+                "no undead answers on {path}: {} (is undead running with \
+                 this --control path?)",
+                errno.desc()
+            ),
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Init mode: `setup()` in kernel order, then one loop that blocks in
+//! `poll` until a signal, a control request or a deadline, executes the
+//! resulting `Action`s, drains the reaper and checks whether to exit.
+//!
+//! Two-phase error policy: `setup` may fail and exit with a documented
+//! code; `run` returns no `Result`. Once the child runs, undead must not
+//! die on a recoverable error: if PID 1 exits, the kernel SIGKILLs every
+//! process of the namespace (`pid_namespaces(7)`), so errors are logged once
+//! and the loop goes on.
+
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::prctl;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::signalfd::SignalFd;
+use nix::unistd::{self, Pid};
+
+use crate::action::Action;
+use crate::cli::Config;
+use crate::error::Error;
+use crate::log::{debug, error, info};
+use crate::procfs;
+use crate::reaper::{self, ChildExit, Policy};
+use crate::signals;
+use crate::spawn::{self, Group, SpawnPlan};
+
+/// The one struct that owns undead's state.
+pub struct Init {
+    cfg: Config,
+    me: Pid,
+    is_pid1: bool,
+    sigfd: SignalFd,
+    child: Pid,
+    child_exit: Option<ChildExit>,
+    policy: Policy,
+    /// End of `--withhold-reaping=DURATION`.
+    withhold_until: Option<Instant>,
+    /// When the remaining descendants get SIGKILL (`--grace`).
+    kill_at: Option<Instant>,
+    reaped: u64,
+}
+
+pub fn main(cfg: Config) -> ExitCode {
+    crate::log::configure(cfg.verbosity, cfg.log_json);
+    match setup(cfg) {
+        Ok(init) => init.run(),
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Block signals → become a subreaper unless PID 1 → spawn the child.
+fn setup(cfg: Config) -> Result<Init, Error> {
+    let (sigfd, child_signals) = signals::block_signals()?;
+    let me = unistd::getpid();
+    let is_pid1 = me.as_raw() == 1;
+    become_subreaper(cfg.subreaper, is_pid1)?;
+    if let Some(sig) = cfg.pdeathsig {
+        prctl::set_pdeathsig(sig).map_err(Error::Pdeathsig)?;
+    }
+    let plan = SpawnPlan {
+        argv: &cfg.command,
+        group: if cfg.setsid { Group::Session } else { Group::ProcessGroup },
+        die_with_parent: !is_pid1,
+        signals: &child_signals,
+    };
+    let child = spawn::spawn_child(&plan)?;
+    info!("started child {child}: {:?}", cfg.command);
+    let now = Instant::now();
+    Ok(Init {
+        policy: match cfg.withhold {
+            Some(_) => Policy::Withhold,
+            None => Policy::ReapAll,
+        },
+        withhold_until: cfg.withhold.flatten().map(|d| now + d),
+        cfg,
+        me,
+        is_pid1,
+        sigfd,
+        child,
+        child_exit: None,
+        kill_at: None,
+        reaped: 0,
+    })
+}
+
+/// As PID 1 undead already reaps the namespace; otherwise orphans reach it
+/// only if it is a child subreaper (`PR_SET_CHILD_SUBREAPER`, Linux 3.4).
+/// `-s` makes a failure fatal, as in tini.
+fn become_subreaper(insist: bool, is_pid1: bool) -> Result<(), Error> {
+    if is_pid1 && !insist {
+        return Ok(());
+    }
+    match prctl::set_child_subreaper(true) {
+        Ok(()) => {
+            info!("registered as a child subreaper");
+            Ok(())
+        }
+        Err(e) if insist => Err(Error::Subreaper(e)),
+        Err(e) => {
+            error!("failed to become a child subreaper: {}", e.desc());
+            Ok(())
+        }
+    }
+}
+
+impl Init {
+    /// The loop. Returns undead's exit code; never fails.
+    pub fn run(mut self) -> ExitCode {
+        loop {
+            let timeout = self.next_deadline();
+            for action in self.wait_for_events(timeout) {
+                self.apply(action);
+            }
+            self.on_deadlines(Instant::now());
+            if let Some(code) = self.exit_code() {
+                return self.finish(code);
+            }
+        }
+    }
+
+    /// Block until something happens; the only blocking call of the loop.
+    fn wait_for_events(&mut self, timeout: PollTimeout) -> Vec<Action> {
+        let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => error!("poll failed: {}", e.desc()),
+        }
+        let mut actions = vec![Action::Reap];
+        while let Ok(Some(info)) = self.sigfd.read_signal() {
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                info!("dropped real-time signal {}", info.ssi_signo);
+                continue;
+            };
+            let from_self = info.ssi_pid == self.me.as_raw() as u32;
+            debug!("received {sig}{}", if from_self { " (from undead)" } else { "" });
+            actions.push(signals::classify(sig, from_self, &self.cfg.rewrites));
+        }
+        actions
+    }
+
+    /// The one executor of actions.
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::Ignore => {}
+            Action::Reap => self.reap_zombies(),
+            Action::Forward(sig) => self.forward_signal(sig),
+            Action::Shutdown(sig) => {
+                self.forward_signal(sig);
+                self.start_grace();
+            }
+            Action::Chaos(_) | Action::Release(_) | Action::Snapshot => {}
+        }
+    }
+
+    fn reap_zombies(&mut self) {
+        let drained = reaper::reap_zombies(self.child, self.policy);
+        if let Some(exit) = drained.child {
+            info!("child {} exited: {exit:?}", self.child);
+            self.child_exit = Some(exit);
+        }
+        for pid in &drained.others {
+            if self.cfg.warn_reap {
+                error!("reaped zombie process {pid}, which is not the child");
+            }
+            debug!("reaped {pid}");
+        }
+        self.reaped += drained.others.len() as u64;
+        if drained.child.is_some() && self.cfg.wait_all {
+            self.start_grace();
+        }
+    }
+
+    /// Forward to the child, or to its process group with `-g` (tini -g):
+    /// the child leads its own group, so the group id is its pid.
+    fn forward_signal(&mut self, sig: Signal) {
+        if self.child_exit.is_some() {
+            return;
+        }
+        let target = if self.cfg.pgroup {
+            Pid::from_raw(-self.child.as_raw())
+        } else {
+            self.child
+        };
+        debug!("forwarding {sig} to {target}");
+        if let Err(e) = kill(target, sig) {
+            debug!("failed to forward {sig} to {target}: {}", e.desc());
+        }
+    }
+
+    fn start_grace(&mut self) {
+        if let (Some(grace), None) = (self.cfg.grace, self.kill_at) {
+            self.kill_at = Some(Instant::now() + grace);
+        }
+    }
+
+    fn next_deadline(&self) -> PollTimeout {
+        let next = [self.withhold_until, self.kill_at].into_iter().flatten().min();
+        match next {
+            None => PollTimeout::NONE,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                // Round up so we never wake just before the deadline.
+                let ms = left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0);
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            }
+        }
+    }
+
+    fn on_deadlines(&mut self, now: Instant) {
+        if self.withhold_until.is_some_and(|at| at <= now) {
+            info!("withholding ended; reaping orphans again");
+            self.withhold_until = None;
+            self.policy = Policy::ReapAll;
+            self.reap_zombies();
+        }
+        if self.kill_at.is_some_and(|at| at <= now) {
+            self.kill_at = None;
+            info!("grace period over; killing every remaining descendant");
+            self.kill_descendants();
+        }
+    }
+
+    /// SIGKILL every process undead is responsible for. As PID 1,
+    /// `kill(-1)` reaches every process of the namespace but undead itself
+    /// (`kill(2)`); as a subreaper, the descendants found in /proc.
+    fn kill_descendants(&self) -> usize {
+        if self.is_pid1 {
+            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+            return 0;
+        }
+        let left = procfs::descendants(&procfs::snapshot(), self.me);
+        for &pid in &left {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        left.len()
+    }
+
+    /// The exit code once undead should exit, else `None`.
+    fn exit_code(&self) -> Option<u8> {
+        let exit = self.child_exit?;
+        if self.cfg.wait_all && self.has_descendants() {
+            return None;
+        }
+        Some(reaper::remap(exit.code(), &self.cfg.remap_exit))
+    }
+
+    fn has_descendants(&self) -> bool {
+        !procfs::descendants(&procfs::snapshot(), self.me).is_empty()
+    }
+
+    /// Leave nothing behind, then exit. As PID 1 the kernel kills what is
+    /// left when we return; as a subreaper we must do it ourselves, or the
+    /// descendants would live on under our own reaper.
+    fn finish(mut self, code: u8) -> ExitCode {
+        if !self.is_pid1 {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while self.kill_descendants() > 0 && Instant::now() < deadline {
+                self.policy = Policy::ReapAll;
+                self.reap_zombies();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        info!("exiting with {code}");
+        ExitCode::from(code)
+    }
+}

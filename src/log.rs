@@ -1,0 +1,45 @@
+//! Diagnostics on stderr, prefixed `undead:`; silent by default except for
+//! errors. Text (`undead: message`) or one JSON object per line.
+//!
+//! The level and format are set once at start (`init`) and only read after:
+//! a write-once setting, not mutable state.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+static CONFIG: OnceLock<(u8, bool)> = OnceLock::new();
+
+/// Set the verbosity and format; later calls are ignored.
+pub fn configure(verbosity: u8, json: bool) {
+    let _ = CONFIG.set((verbosity, json));
+}
+
+fn enabled(level: u8) -> Option<bool> {
+    let &(verbosity, json) = CONFIG.get().unwrap_or(&(0, false));
+    (level <= verbosity).then_some(json)
+}
+
+/// Write one diagnostic line at `level` (0 = always, as for errors).
+pub fn write(level: u8, msg: std::fmt::Arguments<'_>) {
+    let Some(json) = enabled(level) else { return };
+    let line = if json {
+        let level = ["error", "info", "debug", "trace"][usize::from(level.min(3))];
+        format!(
+            "{{\"prog\":\"undead\",\"level\":\"{level}\",\"msg\":{}}}\n",
+            crate::json::string(&msg.to_string())
+        )
+    } else {
+        format!("undead: {msg}\n")
+    };
+    // One write(2) per line so lines from several processes do not mix; a
+    // failed write to stderr has nowhere to be reported.
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// An error or warning: always shown.
+macro_rules! error { ($($t:tt)*) => { $crate::log::write(0, format_args!($($t)*)) } }
+/// `-v`: what undead does.
+macro_rules! info { ($($t:tt)*) => { $crate::log::write(1, format_args!($($t)*)) } }
+/// `-vv`: every signal and reap.
+macro_rules! debug { ($($t:tt)*) => { $crate::log::write(2, format_args!($($t)*)) } }
+pub(crate) use {debug, error, info};

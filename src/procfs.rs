@@ -1,0 +1,109 @@
+//! Reading /proc of the PID namespace undead runs in: a snapshot of every
+//! process (pid, ppid, state letter, comm, wchan). The parsers are pure.
+//!
+//! `/proc/PID/stat`'s comm sits in parentheses and may itself contain
+//! spaces and ')', so the fields after it are found from the *last* ')'
+//! (`proc(5)`).
+
+use std::fs;
+
+use nix::unistd::Pid;
+
+/// One process as /proc shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: Pid,
+    pub ppid: Pid,
+    /// The one-letter state: R S D Z T t X I.
+    pub state: char,
+    pub comm: String,
+}
+
+/// Parse `/proc/PID/stat`. Pure.
+pub fn parse_stat(text: &str) -> Option<Proc> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let mut rest = text.get(close + 1..)?.split_ascii_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some(Proc { pid: Pid::from_raw(pid), ppid: Pid::from_raw(ppid), state, comm })
+}
+
+/// Read one process; `None` if it is gone.
+pub fn read_proc(pid: Pid) -> Option<Proc> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The state letter of one process, `None` if it is gone (or reaped).
+pub fn state_of(pid: Pid) -> Option<char> {
+    read_proc(pid).map(|p| p.state)
+}
+
+/// The kernel function a process sleeps in (`/proc/PID/wchan`), or "".
+pub fn wchan(pid: Pid) -> String {
+    match fs::read_to_string(format!("/proc/{pid}/wchan")) {
+        Ok(w) if w != "0" => w,
+        _ => String::new(),
+    }
+}
+
+/// Every process of this PID namespace's /proc, in pid order.
+pub fn snapshot() -> Vec<Proc> {
+    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    let mut procs: Vec<Proc> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| read_proc(Pid::from_raw(pid)))
+        .collect();
+    procs.sort_by_key(|p| p.pid);
+    procs
+}
+
+/// All descendants of `root` in a snapshot (children, their children …),
+/// excluding `root`. Pure.
+pub fn descendants(procs: &[Proc], root: Pid) -> Vec<Pid> {
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            procs.iter().filter(|p| p.ppid == parent && p.pid != root).map(|p| p.pid),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_comm() {
+        let p = parse_stat("42 (a) b (c)) Z 7 42 42 0 -1 4194560").unwrap();
+        assert_eq!(p.pid, Pid::from_raw(42));
+        assert_eq!(p.comm, "a) b (c)");
+        assert_eq!(p.state, 'Z');
+        assert_eq!(p.ppid, Pid::from_raw(7));
+        assert!(parse_stat("garbage").is_none());
+        assert!(parse_stat("1 (x)").is_none());
+    }
+
+    #[test]
+    fn descendants_follow_ppid_chains() {
+        let mk = |pid, ppid| Proc {
+            pid: Pid::from_raw(pid),
+            ppid: Pid::from_raw(ppid),
+            state: 'S',
+            comm: String::new(),
+        };
+        let procs = [mk(1, 0), mk(2, 1), mk(3, 2), mk(4, 3), mk(5, 1), mk(6, 9)];
+        let mut d = descendants(&procs, Pid::from_raw(2));
+        d.sort();
+        assert_eq!(d, [Pid::from_raw(3), Pid::from_raw(4)]);
+        assert_eq!(descendants(&procs, Pid::from_raw(1)).len(), 4);
+        assert!(descendants(&procs, Pid::from_raw(6)).is_empty());
+    }
+}

@@ -1,0 +1,142 @@
+//! The only file with `unsafe`: thin, typed wrappers over the syscalls
+//! that nix marks unsafe or does not wrap without allocating.
+//!
+//! Contract: every function is one syscall (or one libc call) with a
+//! `Result<T, Errno>`; raw `i32` pids and signal numbers stop here. The
+//! functions marked "async-signal-safe" are the ones a forked child may call
+//! before `execve`/`_exit`: they neither allocate nor take locks.
+
+use std::ffi::{CStr, CString, c_char};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::unistd::{ForkResult, Pid};
+
+/// fork(2). The caller's child must stay async-signal-safe until it
+/// execs or `_exit`s.
+pub fn fork() -> Result<ForkResult, Errno> {
+    // SAFETY: undead is single-threaded whenever it forks (no thread is
+    // ever started), and every child path calls only the async-signal-safe
+    // wrappers of this module before execve/_exit.
+    unsafe { nix::unistd::fork() }
+}
+
+/// `_exit(2)`: leave the child at once, without running atexit handlers or
+/// flushing buffers that belong to the parent. Async-signal-safe.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions; it never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// sigprocmask(2) without nix's Option out-parameter. Async-signal-safe.
+pub fn set_mask(how: SigmaskHow, set: &SigSet) -> Result<SigSet, Errno> {
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(how, Some(set), Some(&mut old))?;
+    Ok(old)
+}
+
+/// An argv ready for execvp(3), built before fork so the child does not
+/// allocate: the strings and the NULL-terminated pointer array.
+pub struct ExecArgs {
+    _strings: Vec<CString>,
+    ptrs: Vec<*const c_char>,
+}
+
+impl ExecArgs {
+    pub fn new(argv: &[String]) -> Result<ExecArgs, Errno> {
+        let strings = argv
+            .iter()
+            .map(|a| CString::new(a.as_bytes()).map_err(|_| Errno::EINVAL))
+            .collect::<Result<Vec<_>, _>>()?;
+        if strings.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        let mut ptrs: Vec<*const c_char> =
+            strings.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        Ok(ExecArgs { _strings: strings, ptrs })
+    }
+}
+
+/// execvp(3) with a prepared argv; returns only on failure.
+/// Async-signal-safe enough for a child of a single-threaded parent: glibc's
+/// execvp searches PATH on the stack.
+pub fn execvp(args: &ExecArgs) -> Errno {
+    // SAFETY: `ptrs` is a NULL-terminated array of pointers into `_strings`,
+    // which `args` keeps alive for the duration of the call.
+    unsafe { libc::execvp(args.ptrs[0], args.ptrs.as_ptr()) };
+    Errno::last()
+}
+
+/// write(2) of a whole small buffer to stderr, ignoring errors: the child's
+/// last words before `_exit`. Async-signal-safe.
+pub fn write_stderr(parts: &[&[u8]]) {
+    for part in parts {
+        // SAFETY: the pointer and length describe a live byte slice.
+        unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+    }
+}
+
+/// Restore a signal's disposition to SIG_DFL. Async-signal-safe.
+pub fn default_disposition(sig: Signal) -> Result<(), Errno> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, sigaction};
+    let dfl =
+        SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing SIG_DFL installs no Rust handler, so no handler
+    // can observe inconsistent state.
+    unsafe { sigaction(sig, &dfl) }.map(drop)
+}
+
+/// ioctl(fd, TIOCSCTTY, 0): make the terminal the controlling terminal of
+/// this new session (dumb-init's `--setsid` behaviour). Async-signal-safe.
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an int argument by value; no memory is passed.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(r).map(drop)
+}
+
+
+/// Current thread's comm name, set for processes the kit creates.
+/// Async-signal-safe (one prctl).
+pub fn set_comm(name: &CStr) {
+    let _ = nix::sys::prctl::set_name(name);
+}
+
+/// A child created with clone(CLONE_VM | CLONE_VFORK) and exit signal 0
+/// that `_exit`s at once. Returns when the child has exited (vfork
+/// semantics), so it is a zombie by then.
+///
+/// Exit signal 0 makes it a "clone child" (`wait(2)`, `__WCLONE`): a plain
+/// `waitpid(-1, WNOHANG)` never sees it, so the init's reaper drain leaves
+/// it alone until it is released with `__WCLONE`.
+pub fn spawn_instant_zombie(stack: &mut [u8]) -> Result<Pid, Errno> {
+    use nix::sched::CloneFlags;
+    let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
+    // SAFETY: the child shares our memory but only calls _exit, which
+    // touches no Rust state; CLONE_VFORK keeps us suspended until it has
+    // exited, so the stack is not reused while it runs.
+    unsafe { nix::sched::clone(Box::new(|| exit_now(0)), stack, flags, None) }
+}
+
+/// clone(CLONE_VM | CLONE_VFORK) whose child runs `stall` on `stack` and
+/// never returns; the caller sits in `wait_for_vfork_done` (D state,
+/// TASK_KILLABLE) until the child exits or execs.
+pub fn vfork_stall(
+    stack: &mut [u8],
+    stall: &mut dyn FnMut() -> isize,
+) -> Result<Pid, Errno> {
+    use nix::sched::CloneFlags;
+    let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
+    // SAFETY: `stall` only makes raw syscalls (prctl, read, _exit) and never
+    // returns into our frames; CLONE_VFORK suspends us while it runs, so the
+    // borrowed stack and closure stay valid and unshared.
+    unsafe {
+        nix::sched::clone(
+            Box::new(move || stall()),
+            stack,
+            flags,
+            Some(libc::SIGCHLD),
+        )
+    }
+}
