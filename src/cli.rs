@@ -147,7 +147,8 @@ pub fn version() -> String {
 pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
     let words: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
     if let Some(verb) = words.first().filter(|w| VERBS.contains(w)) {
-        return crate::client::parse(verb, &words[1..]).map(Invocation::Client);
+        return crate::client::parse(verb, &words[1..])
+            .map(Invocation::Client);
     }
     let words = normalise(&words);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
@@ -173,9 +174,9 @@ pub fn help_text(argh_output: &str) -> String {
 pub fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or("usage error").trim();
     let mut chars = line.chars();
-    chars.next().map_or_else(String::new, |c| {
-        c.to_lowercase().chain(chars).collect()
-    })
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
 }
 
 /// Split `-vvv` into `-v -v -v` and `--opt=value` into `--opt value` up to
@@ -189,13 +190,18 @@ fn normalise(words: &[&str]) -> Vec<String> {
             out.push(w.to_string());
             break;
         }
-        if let Some((name, value)) = w.split_once('=').filter(|_| w.starts_with("--")) {
+        if let Some((name, value)) =
+            w.split_once('=').filter(|_| w.starts_with("--"))
+        {
             let name = match name {
                 "--withhold-reaping" => "--withhold-reaping-for",
                 other => other,
             };
             out.extend([name.to_string(), value.to_string()]);
-        } else if w.len() > 2 && !w.starts_with("--") && w[1..].chars().all(|c| c == 'v') {
+        } else if w.len() > 2
+            && !w.starts_with("--")
+            && w[1..].chars().all(|c| c == 'v')
+        {
             out.extend(w[1..].chars().map(|_| "-v".to_string()));
         } else {
             out.push(w.to_string());
@@ -206,25 +212,42 @@ fn normalise(words: &[&str]) -> Vec<String> {
 }
 
 /// Merge flags with environment variables (flags win) and type the values.
-fn config(a: InitArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
+fn config(
+    a: InitArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Error> {
     let usage = Error::Usage;
     let var = |name: &str| env(name).filter(|v| !v.is_empty());
     let opt = |flag: Option<String>, name: &str| flag.or_else(|| var(name));
     let switch = |flag: bool, name: &str| -> Result<bool, Error> {
-        Ok(flag || var(name).map(|v| parse::flag(&v)).transpose().map_err(usage)?.unwrap_or(false))
+        Ok(flag
+            || var(name)
+                .map(|v| parse::flag(&v))
+                .transpose()
+                .map_err(usage)?
+                .unwrap_or(false))
     };
     let list = |flag: Vec<String>, name: &str| -> Vec<String> {
         if !flag.is_empty() {
             return flag;
         }
-        var(name).map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default()
+        var(name)
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
     };
-    let dur = |v: Option<String>| v.map(|v| parse::duration(&v)).transpose().map_err(usage);
+    let dur = |v: Option<String>| {
+        v.map(|v| parse::duration(&v)).transpose().map_err(usage)
+    };
     let count = |v: Option<String>| -> Result<usize, Error> {
-        Ok(v.map(|v| parse::count(&v)).transpose().map_err(usage)?.unwrap_or(0))
+        Ok(v.map(|v| parse::count(&v))
+            .transpose()
+            .map_err(usage)?
+            .unwrap_or(0))
     };
     if a.command.is_empty() {
-        return Err(usage("no command given: undead [OPTIONS] -- COMMAND".into()));
+        return Err(usage(
+            "no command given: undead [OPTIONS] -- COMMAND".into(),
+        ));
     }
     let mut command = a.command;
     if command[0] == "--" {
@@ -236,8 +259,13 @@ fn config(a: InitArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, E
     // tini's variables: TINI_SUBREAPER and TINI_KILL_PROCESS_GROUP count when
     // merely set (tini checks getenv() != NULL); TINI_VERBOSITY is a level.
     let tini_set = |name: &str| env(name).is_some();
-    let verbosity = match (a.verbose, opt(None, "UNDEAD_VERBOSITY").or_else(|| var("TINI_VERBOSITY"))) {
-        (0, Some(v)) => v.parse().map_err(|_| usage(format!("invalid verbosity '{v}'")))?,
+    let verbosity = match (
+        a.verbose,
+        opt(None, "UNDEAD_VERBOSITY").or_else(|| var("TINI_VERBOSITY")),
+    ) {
+        (0, Some(v)) => {
+            v.parse().map_err(|_| usage(format!("invalid verbosity '{v}'")))?
+        }
         (n, _) => n,
     };
     let withhold = if a.withhold_reaping || a.withhold_reaping_for.is_some() {
@@ -254,18 +282,32 @@ fn config(a: InitArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, E
     let log_json = match log_format.as_deref() {
         None | Some("text") => false,
         Some("json") => true,
-        Some(other) => return Err(usage(format!("invalid log format '{other}' (use text or json)"))),
+        Some(other) => {
+            return Err(usage(format!(
+                "invalid log format '{other}' (use text or json)"
+            )));
+        }
     };
     let kind = opt(a.dstate_kind, "UNDEAD_DSTATE_KIND");
-    let dstate_kind = kind.map(|k| Kind::parse(&k)).transpose().map_err(usage)?.unwrap_or(Kind::Vfork);
+    let dstate_kind = kind
+        .map(|k| Kind::parse(&k))
+        .transpose()
+        .map_err(usage)?
+        .unwrap_or(Kind::Vfork);
     let no_control = switch(a.no_control, "UNDEAD_NO_CONTROL")?;
-    let control = opt(a.control, "UNDEAD_CONTROL").unwrap_or_else(|| crate::client::DEFAULT_CONTROL.into());
+    let control = opt(a.control, "UNDEAD_CONTROL")
+        .unwrap_or_else(|| crate::client::DEFAULT_CONTROL.into());
     Ok(Config {
         command,
-        subreaper: switch(a.subreaper, "UNDEAD_SUBREAPER")? || tini_set("TINI_SUBREAPER"),
-        pgroup: switch(a.pgroup, "UNDEAD_PGROUP")? || tini_set("TINI_KILL_PROCESS_GROUP"),
+        subreaper: switch(a.subreaper, "UNDEAD_SUBREAPER")?
+            || tini_set("TINI_SUBREAPER"),
+        pgroup: switch(a.pgroup, "UNDEAD_PGROUP")?
+            || tini_set("TINI_KILL_PROCESS_GROUP"),
         setsid: switch(a.setsid, "UNDEAD_SETSID")?,
-        pdeathsig: opt(a.pdeathsig, "UNDEAD_PDEATHSIG").map(|s| parse::signal(&s)).transpose().map_err(usage)?,
+        pdeathsig: opt(a.pdeathsig, "UNDEAD_PDEATHSIG")
+            .map(|s| parse::signal(&s))
+            .transpose()
+            .map_err(usage)?,
         remap_exit: list(a.remap_exit, "UNDEAD_REMAP_EXIT")
             .iter()
             .map(|c| parse::exit_code(c))
@@ -302,14 +344,36 @@ mod tests {
             .map_err(|e| Error::Usage(e.output))?;
         let env: Vec<(String, String)> =
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        config(args, &|n| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()))
+        config(args, &|n| {
+            env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
+        })
     }
 
     #[test]
     fn normalise_splits_what_argh_does_not() {
         assert_eq!(
-            normalise(&["-vvv", "--grace=5s", "--withhold-reaping=2s", "--", "sh", "-vv", "--x=y"]),
-            ["-v", "-v", "-v", "--grace", "5s", "--withhold-reaping-for", "2s", "--", "sh", "-vv", "--x=y"]
+            normalise(&[
+                "-vvv",
+                "--grace=5s",
+                "--withhold-reaping=2s",
+                "--",
+                "sh",
+                "-vv",
+                "--x=y"
+            ]),
+            [
+                "-v",
+                "-v",
+                "-v",
+                "--grace",
+                "5s",
+                "--withhold-reaping-for",
+                "2s",
+                "--",
+                "sh",
+                "-vv",
+                "--x=y"
+            ]
         );
         assert_eq!(normalise(&["sh", "-c", "x=1"]), ["sh", "-c", "x=1"]);
     }
@@ -327,7 +391,11 @@ mod tests {
 
     #[test]
     fn flags_win_over_environment() {
-        let env = [("UNDEAD_GRACE", "9s"), ("UNDEAD_ZOMBIES", "3"), ("TINI_SUBREAPER", "")];
+        let env = [
+            ("UNDEAD_GRACE", "9s"),
+            ("UNDEAD_ZOMBIES", "3"),
+            ("TINI_SUBREAPER", ""),
+        ];
         let c = init(&["--grace", "1s", "--", "true"], &env).unwrap();
         assert_eq!(c.grace, Some(Duration::from_secs(1)));
         assert_eq!(c.zombies, 3);
@@ -342,7 +410,10 @@ mod tests {
     #[test]
     fn withhold_reaping_value_is_optional() {
         assert_eq!(init(&["true"], &[]).unwrap().withhold, None);
-        assert_eq!(init(&["--withhold-reaping", "true"], &[]).unwrap().withhold, Some(None));
+        assert_eq!(
+            init(&["--withhold-reaping", "true"], &[]).unwrap().withhold,
+            Some(None)
+        );
         assert_eq!(
             init(&["--withhold-reaping=2s", "true"], &[]).unwrap().withhold,
             Some(Some(Duration::from_secs(2)))
@@ -352,14 +423,37 @@ mod tests {
 
     #[test]
     fn lists_and_bad_values() {
-        let c = init(&["-e", "143", "-e", "1", "-r", "TERM:QUIT", "-r", "HUP:0", "true"], &[]).unwrap();
+        let c = init(
+            &[
+                "-e",
+                "143",
+                "-e",
+                "1",
+                "-r",
+                "TERM:QUIT",
+                "-r",
+                "HUP:0",
+                "true",
+            ],
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.remap_exit, [143, 1]);
-        assert_eq!(c.rewrites, [(Signal::SIGTERM, Some(Signal::SIGQUIT)), (Signal::SIGHUP, None)]);
+        assert_eq!(
+            c.rewrites,
+            [(Signal::SIGTERM, Some(Signal::SIGQUIT)), (Signal::SIGHUP, None)]
+        );
         let c = init(&["true"], &[("UNDEAD_REMAP_EXIT", "2,3")]).unwrap();
         assert_eq!(c.remap_exit, [2, 3]);
-        for bad in [&["-p", "NOPE", "true"][..], &["--grace", "x", "true"], &["--log-format", "xml", "true"]] {
+        for bad in [
+            &["-p", "NOPE", "true"][..],
+            &["--grace", "x", "true"],
+            &["--log-format", "xml", "true"],
+        ] {
             assert!(matches!(init(bad, &[]), Err(Error::Usage(_))), "{bad:?}");
         }
-        assert!(init(&["--no-control", "true"], &[]).unwrap().control.is_none());
+        assert!(
+            init(&["--no-control", "true"], &[]).unwrap().control.is_none()
+        );
     }
 }

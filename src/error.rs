@@ -53,18 +53,28 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(why) => write!(f, "{why} (see --help)"),
-            Error::Signals(e) => write!(f, "failed to set up signals: {}", e.desc()),
+            Error::Signals(e) => {
+                write!(f, "failed to set up signals: {}", e.desc())
+            }
             Error::Subreaper(e) => {
                 write!(f, "failed to become a child subreaper: {}", e.desc())
             }
             Error::Pdeathsig(e) => {
-                write!(f, "failed to set the parent-death signal: {}", e.desc())
+                write!(
+                    f,
+                    "failed to set the parent-death signal: {}",
+                    e.desc()
+                )
             }
             Error::Spawn { argv0, errno } => {
                 write!(f, "cannot run '{argv0}': {}", errno.desc())
             }
             Error::ControlBind { path, errno } => {
-                write!(f, "cannot serve control socket {path}: {}", errno.desc())
+                write!(
+                    f,
+                    "cannot serve control socket {path}: {}",
+                    errno.desc()
+                )
             }
             Error::Chaos(why) | Error::Failed(why) => write!(f, "{why}"),
             Error::NoAnswer { path, errno } => write!(

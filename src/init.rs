@@ -139,8 +139,15 @@ impl Init {
                 continue;
             };
             let from_self = info.ssi_pid == self.me.as_raw() as u32;
-            debug!("received {sig}{}", if from_self { " (from undead)" } else { "" });
-            actions.push(signals::classify(sig, from_self, &self.cfg.rewrites));
+            debug!(
+                "received {sig}{}",
+                if from_self { " (from undead)" } else { "" }
+            );
+            actions.push(signals::classify(
+                sig,
+                from_self,
+                &self.cfg.rewrites,
+            ));
         }
         actions
     }
@@ -201,13 +208,15 @@ impl Init {
     }
 
     fn next_deadline(&self) -> PollTimeout {
-        let next = [self.withhold_until, self.kill_at].into_iter().flatten().min();
+        let next =
+            [self.withhold_until, self.kill_at].into_iter().flatten().min();
         match next {
             None => PollTimeout::NONE,
             Some(at) => {
                 let left = at.saturating_duration_since(Instant::now());
                 // Round up so we never wake just before the deadline.
-                let ms = left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0);
+                let ms = left.as_millis()
+                    + u128::from(left.subsec_nanos() % 1_000_000 != 0);
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
             }
         }

@@ -14,7 +14,9 @@ pub fn string(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -26,6 +28,9 @@ pub fn string(s: &str) -> String {
 mod tests {
     #[test]
     fn escapes() {
-        assert_eq!(super::string("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+        assert_eq!(
+            super::string("a\"b\\c\n\u{1}"),
+            "\"a\\\"b\\\\c\\n\\u0001\""
+        );
     }
 }

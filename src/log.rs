@@ -23,7 +23,8 @@ fn enabled(level: u8) -> Option<bool> {
 pub fn write(level: u8, msg: std::fmt::Arguments<'_>) {
     let Some(json) = enabled(level) else { return };
     let line = if json {
-        let level = ["error", "info", "debug", "trace"][usize::from(level.min(3))];
+        let level =
+            ["error", "info", "debug", "trace"][usize::from(level.min(3))];
         format!(
             "{{\"prog\":\"undead\",\"level\":\"{level}\",\"msg\":{}}}\n",
             crate::json::string(&msg.to_string())

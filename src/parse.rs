@@ -27,12 +27,14 @@ pub fn duration(text: &str) -> Result<Duration, String> {
 
 /// `TERM`, `SIGTERM`, `sigterm` or `15`.
 pub fn signal(text: &str) -> Result<Signal, String> {
-    let bad = || format!("invalid signal '{text}' (use e.g. TERM, SIGTERM, 15)");
+    let bad =
+        || format!("invalid signal '{text}' (use e.g. TERM, SIGTERM, 15)");
     if let Ok(n) = text.parse::<i32>() {
         return Signal::try_from(n).map_err(|_| bad());
     }
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name =
+        if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
     Signal::from_str(&name).map_err(|_| bad())
 }
 

@@ -28,7 +28,12 @@ pub fn parse_stat(text: &str) -> Option<Proc> {
     let mut rest = text.get(close + 1..)?.split_ascii_whitespace();
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
-    Some(Proc { pid: Pid::from_raw(pid), ppid: Pid::from_raw(ppid), state, comm })
+    Some(Proc {
+        pid: Pid::from_raw(pid),
+        ppid: Pid::from_raw(ppid),
+        state,
+        comm,
+    })
 }
 
 /// Read one process; `None` if it is gone.
@@ -68,7 +73,10 @@ pub fn descendants(procs: &[Proc], root: Pid) -> Vec<Pid> {
     while i < found.len() {
         let parent = found[i];
         found.extend(
-            procs.iter().filter(|p| p.ppid == parent && p.pid != root).map(|p| p.pid),
+            procs
+                .iter()
+                .filter(|p| p.ppid == parent && p.pid != root)
+                .map(|p| p.pid),
         );
         i += 1;
     }
@@ -99,7 +107,8 @@ mod tests {
             state: 'S',
             comm: String::new(),
         };
-        let procs = [mk(1, 0), mk(2, 1), mk(3, 2), mk(4, 3), mk(5, 1), mk(6, 9)];
+        let procs =
+            [mk(1, 0), mk(2, 1), mk(3, 2), mk(4, 3), mk(5, 1), mk(6, 9)];
         let mut d = descendants(&procs, Pid::from_raw(2));
         d.sort();
         assert_eq!(d, [Pid::from_raw(3), Pid::from_raw(4)]);

@@ -110,7 +110,11 @@ mod tests {
             };
             assert_eq!(got, want, "{sig}");
             if sig != Signal::SIGCHLD {
-                assert_eq!(classify(sig, true, &none), Action::Ignore, "{sig}");
+                assert_eq!(
+                    classify(sig, true, &none),
+                    Action::Ignore,
+                    "{sig}"
+                );
             }
         }
     }

@@ -56,7 +56,9 @@ pub fn spawn_child(plan: &SpawnPlan<'_>) -> Result<Pid, Error> {
     let parent = unistd::getpid();
     match sys::fork() {
         Ok(ForkResult::Parent { child }) => Ok(child),
-        Ok(ForkResult::Child) => exec_child(plan, &args, prefix.as_bytes(), tty, parent),
+        Ok(ForkResult::Child) => {
+            exec_child(plan, &args, prefix.as_bytes(), tty, parent)
+        }
         Err(errno) => Err(Error::Spawn { argv0, errno }),
     }
 }
@@ -82,7 +84,8 @@ fn exec_child(
             if tty {
                 // Fails when the terminal is already another session's
                 // controlling terminal; dumb-init goes on without it too.
-                let _ = sys::set_controlling_tty(std::os::fd::AsFd::as_fd(&stdin));
+                let _ =
+                    sys::set_controlling_tty(std::os::fd::AsFd::as_fd(&stdin));
             }
         }
     }

@@ -96,7 +96,6 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
-
 /// Current thread's comm name, set for processes the kit creates.
 /// Async-signal-safe (one prctl).
 pub fn set_comm(name: &CStr) {

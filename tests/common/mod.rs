@@ -1,0 +1,312 @@
+//! Test harness: run the real undead binary as real PID 1 of a fresh PID
+//! namespace (`unshare --pid --fork --mount-proc`) or as a subreaper, and
+//! observe it from the host's /proc. Waiting is bounded polling of a /proc
+//! condition, never a bare sleep. `Undead` kills what it started on drop,
+//! also when a test fails.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_undead");
+
+/// The two legs of the matrix (tini's FORCE_SUBREAPER 0/1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Pid1,
+    Subreaper,
+}
+
+pub const MODES: [Mode; 2] = [Mode::Pid1, Mode::Subreaper];
+
+/// A unique scratch directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static N: std::sync::atomic::AtomicU32 =
+            std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir()
+            .join(format!("undead-test-{}-{tag}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    pub fn sock(&self) -> String {
+        self.path("undead.sock").display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One running undead (and, in PID-1 mode, the `unshare` around it).
+pub struct Undead {
+    pub mode: Mode,
+    child: Child,
+    /// undead's pid on the host.
+    pub pid: i32,
+    pub stderr_path: PathBuf,
+    _scratch: Scratch,
+    exited: Option<i32>,
+}
+
+pub fn command(mode: Mode) -> Command {
+    match mode {
+        Mode::Pid1 => {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", BIN]);
+            c
+        }
+        Mode::Subreaper => Command::new(BIN),
+    }
+}
+
+impl Undead {
+    /// Start `undead ARGS` with stdout piped nowhere and stderr captured.
+    pub fn start(mode: Mode, args: &[&str]) -> Undead {
+        Undead::start_with(mode, args, |_| {})
+    }
+
+    pub fn start_with(
+        mode: Mode,
+        args: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Undead {
+        let scratch = Scratch::new("run");
+        let stderr_path = scratch.path("stderr");
+        let mut cmd = command(mode);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr_path).unwrap());
+        tweak(&mut cmd);
+        let child = cmd.spawn().expect("spawn undead");
+        let outer = child.id() as i32;
+        let pid = match mode {
+            Mode::Subreaper => outer,
+            Mode::Pid1 => wait_for(Duration::from_secs(5), || {
+                children_of(outer)
+                    .into_iter()
+                    .find(|&p| comm(p).as_deref() == Some("undead"))
+            })
+            .expect("undead did not start as PID 1"),
+        };
+        Undead {
+            mode,
+            child,
+            pid,
+            stderr_path,
+            _scratch: scratch,
+            exited: None,
+        }
+    }
+
+    /// Wait for undead to exit; returns its exit code (128+N for a signal,
+    /// as `unshare` reports it).
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        if let Some(code) = self.exited {
+            return Some(code);
+        }
+        let code = wait_for(timeout, || {
+            let status = self.child.try_wait().unwrap()?;
+            Some(
+                status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            )
+        });
+        self.exited = code;
+        code
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Send a signal to undead itself.
+    pub fn signal(&self, sig: i32) {
+        kill(self.pid, sig);
+    }
+
+    /// Every descendant of undead on the host, excluding undead.
+    pub fn descendants(&self) -> Vec<i32> {
+        descendants(self.pid)
+    }
+
+    /// The host pid of a descendant whose comm is `name`.
+    pub fn find(&self, name: &str, timeout: Duration) -> Option<i32> {
+        wait_for(timeout, || {
+            self.descendants()
+                .into_iter()
+                .find(|&p| comm(p).as_deref() == Some(name))
+        })
+    }
+}
+
+impl Drop for Undead {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            let left = self.descendants();
+            kill(self.pid, libc::SIGKILL);
+            for p in left {
+                kill(p, libc::SIGKILL);
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill has no memory arguments.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Poll `f` every millisecond until it returns `Some`, for at most `timeout`.
+pub fn wait_for<T>(
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `/proc/PID/stat` fields: (state, ppid); `None` if gone.
+pub fn stat(pid: i32) -> Option<(char, i32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut f = rest.split(' ');
+    let state = f.next()?.chars().next()?;
+    Some((state, f.next()?.parse().ok()?))
+}
+
+pub fn state(pid: i32) -> Option<char> {
+    stat(pid).map(|s| s.0)
+}
+
+pub fn comm(pid: i32) -> Option<String> {
+    Some(
+        fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()?
+            .trim_end()
+            .to_string(),
+    )
+}
+
+/// A `Key:\tvalue` line of /proc/PID/status.
+pub fn status_field(pid: i32, key: &str) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix(key)?.strip_prefix(':').map(|v| v.trim().to_string())
+    })
+}
+
+pub fn all_pids() -> Vec<i32> {
+    fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn children_of(pid: i32) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|&p| stat(p).map(|s| s.1) == Some(pid))
+        .collect()
+}
+
+pub fn descendants(root: i32) -> Vec<i32> {
+    let procs: Vec<(i32, i32)> =
+        all_pids().into_iter().filter_map(|p| Some((p, stat(p)?.1))).collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            procs.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Run undead to completion with captured output: (code, stdout, stderr).
+pub fn run(
+    mode: Mode,
+    args: &[&str],
+    timeout: Duration,
+) -> (i32, String, String) {
+    let mut c = command(mode);
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut out = String::new();
+    let mut err = String::new();
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let _ = so.read_to_string(&mut out);
+    let code = wait_for(timeout, || child.try_wait().unwrap())
+        .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+    if code.is_none() {
+        let _ = child.kill();
+    }
+    err.push_str(&t.join().unwrap());
+    (code.unwrap_or(-1), out, err)
+}
+
+/// Assert with the context a failure needs: expected vs got, undead's
+/// stderr and the process table under it.
+#[macro_export]
+macro_rules! eqnice {
+    ($want:expr, $got:expr, $undead:expr) => {{
+        let (want, got) = (&$want, &$got);
+        if want != got {
+            let u: &$crate::common::Undead = &$undead;
+            let table: Vec<String> = u
+                .descendants()
+                .into_iter()
+                .map(|p| format!("{p} {:?} {:?}", $crate::common::stat(p), $crate::common::comm(p)))
+                .collect();
+            panic!(
+                "\nexpected: {want:?}\n     got: {got:?}\n mode: {:?}\n undead stderr:\n{}\n processes:\n{}\n",
+                u.mode,
+                u.stderr(),
+                table.join("\n")
+            );
+        }
+    }};
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
