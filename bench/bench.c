@@ -5,7 +5,8 @@
  *     startup  N MODE -- INIT... CMD...      N x (clone [+CLONE_NEWPID], exec, wait); prints ns per run
  *     signal   N MODE FIFO -- ARGV...        kill(init, SIGUSR1) -> child's handler; prints ns per sample
  *     reap     MODE DONE GO -- ARGV...       orphan storm; prints key=value
- *     teardown MODE KILLSIG -- ARGV...       SIGTERM (or KILLSIG) to the init of a 50-process tree
+ *     teardown MODE SIG FIFO GRACE_MS -- ARGV...  SIG to the init of a process tree; survivors are
+ *                                            those still alive GRACE_MS after the init exited
  *     hold     MODE -- ARGV...               start, print pid, wait for EOF on stdin, kill all
  *   helper roles (the workload, run under the init):
  *     h-orphans N DONE GO [floor]            fork N orphans as fast as possible
@@ -13,7 +14,7 @@
  *     h-tree N FIFO                          a tree of N processes (main child + N-1 descendants)
  *     h-pause [FIFO]                         sleep forever
  * MODE is "pid1" (the init is PID 1 of a fresh PID namespace) or "sub" (same namespace, the driver
- * is a child subreaper so nothing escapes to the host's init).
+ * is a child subreaper so nothing escapes to the host's init); a "-pin" suffix pins everything to CPU 0.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -172,8 +173,20 @@ static void kill_all_and_reap(void)
 		;
 }
 
+/* "pid1" or "sub", with "-pin": the driver (and so everything it starts) runs on CPU 0 only */
 static int parse_mode(const char *m)
 {
+	size_t l = strlen(m);
+	if (l > 4 && !strcmp(m + l - 4, "-pin")) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(0, &set);
+		if (sched_setaffinity(0, sizeof set, &set) < 0)
+			die("sched_setaffinity");
+		static char base[16];
+		snprintf(base, sizeof base, "%.*s", (int)(l - 4), m);
+		m = base;
+	}
 	if (!strcmp(m, "pid1"))
 		return 1;
 	if (!strcmp(m, "sub"))
@@ -369,7 +382,8 @@ static int drv_teardown(int argc, char **argv)
 	int newpid = parse_mode(argv[2]);
 	int sig = atoi(argv[3]);
 	int fd = open_fifo(argv[4]);
-	char **cmd = after_dashes(argc, argv, 5);
+	uint64_t grace = (uint64_t)atoll(argv[5]) * 1000000ull;
+	char **cmd = after_dashes(argc, argv, 6);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	pid_t init = spawn(newpid, cmd);
 	uint64_t ready;
@@ -392,9 +406,12 @@ static int drv_teardown(int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		if (pfd[i].fd >= 0)
 			left++;
-	const uint64_t limit = 2000000000ull;
+	/* survivors: still alive GRACE after the init exited (or 2 s after the signal) */
+	uint64_t limit = 2000000000ull;
 	while (left > 0) {
 		uint64_t el = now_ns() - t0;
+		if (t_init && t_init - t0 + grace < limit)
+			limit = t_init - t0 + grace;
 		if (el >= limit)
 			break;
 		int r = poll(pfd, (nfds_t)n, (int)((limit - el) / 1000000) + 1);
@@ -590,7 +607,7 @@ static int h_pause(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3) {
+	if (argc < 2) {
 		fprintf(stderr, "usage: see the comment at the top of bench.c\n");
 		return 2;
 	}
@@ -601,7 +618,7 @@ int main(int argc, char **argv)
 		return drv_signal(argc, argv);
 	if (!strcmp(r, "reap") && argc > 5)
 		return drv_reap(argc, argv);
-	if (!strcmp(r, "teardown") && argc > 5)
+	if (!strcmp(r, "teardown") && argc > 6)
 		return drv_teardown(argc, argv);
 	if (!strcmp(r, "hold") && argc > 3)
 		return drv_hold(argc, argv);

@@ -124,6 +124,8 @@ pub struct Config {
     pub dstate_kind: Kind,
     pub release_after: Option<Duration>,
     pub control: Option<PathBuf>,
+    /// The control path was given by flag or variable, not defaulted.
+    pub control_explicit: bool,
 }
 
 /// What the command line asks for.
@@ -295,8 +297,10 @@ fn config(
         .map_err(usage)?
         .unwrap_or(Kind::Vfork);
     let no_control = switch(a.no_control, "UNDEAD_NO_CONTROL")?;
-    let control = opt(a.control, "UNDEAD_CONTROL")
-        .unwrap_or_else(|| crate::client::DEFAULT_CONTROL.into());
+    let control = opt(a.control, "UNDEAD_CONTROL");
+    let control_explicit = control.is_some();
+    let control =
+        control.unwrap_or_else(|| crate::client::DEFAULT_CONTROL.into());
     Ok(Config {
         command,
         subreaper: switch(a.subreaper, "UNDEAD_SUBREAPER")?
@@ -330,6 +334,7 @@ fn config(
         dstate_kind,
         release_after: dur(opt(a.release_after, "UNDEAD_RELEASE_AFTER"))?,
         control: (!no_control).then(|| PathBuf::from(control)),
+        control_explicit,
     })
 }
 

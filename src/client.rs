@@ -1,11 +1,478 @@
-//! Client verbs (stub).
-use crate::error::Error;
+//! Client verbs: talk to the running undead over its control socket
+//! (`zombie`, `dstate`, `release`, `status`, `wait`), or read /proc
+//! directly (`ps`), or work on the host (`rescue`).
+//!
+//! Exit codes: 0 done, 1 failed or timed out, 2 usage error, 3 no undead
+//! answers on the socket.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use argh::FromArgs;
+
+use crate::error::Error;
+use crate::json::{self, Value};
+use crate::parse;
+use crate::procfs;
+
 pub const DEFAULT_CONTROL: &str = "/run/undead.sock";
-pub enum Verb {}
-pub fn parse(_verb: &str, _words: &[&str]) -> Result<Verb, Error> {
-    Err(Error::Usage("not yet".into()))
+
+/// How long a client waits for undead's reply (creation is bounded by
+/// undead itself to a few seconds).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(FromArgs)]
+/// create N zombies held by undead; prints their PIDs
+struct ZombieArgs {
+    /// how many
+    #[argh(positional)]
+    n: String,
+    /// put them under a separate holder process that never waits
+    #[argh(switch)]
+    holder: bool,
+    /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
+    #[argh(option)]
+    control: Option<String>,
 }
+
+#[derive(FromArgs)]
+/// create N D-state processes; prints their PIDs
+struct DstateArgs {
+    /// how many
+    #[argh(positional)]
+    n: String,
+    /// vfork (killable, default) or fuse (SIGKILL-immune)
+    #[argh(option)]
+    kind: Option<String>,
+    /// fuse only: victims outlive undead, freed by the kernel after DURATION
+    #[argh(option)]
+    outlive: Option<String>,
+    /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
+    #[argh(option)]
+    control: Option<String>,
+}
+
+#[derive(FromArgs)]
+/// release what undead holds: all (default), zombies, dstate or PIDs
+struct ReleaseArgs {
+    /// all, zombies, dstate, or PIDs
+    #[argh(positional)]
+    what: Vec<String>,
+    /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
+    #[argh(option)]
+    control: Option<String>,
+}
+
+#[derive(FromArgs)]
+/// show undead's PID, child, holdings, timers and counters
+struct StatusArgs {
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+    /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
+    #[argh(option)]
+    control: Option<String>,
+}
+
+#[derive(FromArgs)]
+/// wait until undead holds or sees at least N zombies and N D processes
+struct WaitArgs {
+    /// at least this many Z processes
+    #[argh(option)]
+    zombies: Option<String>,
+    /// at least this many D processes
+    #[argh(option)]
+    dstate: Option<String>,
+    /// give up (exit 1) after DURATION; default: wait forever
+    #[argh(option)]
+    timeout: Option<String>,
+    /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
+    #[argh(option)]
+    control: Option<String>,
+}
+
+#[derive(FromArgs)]
+/// list the processes of this PID namespace with state, wchan and what undead holds
+struct PsArgs {
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+    /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
+    #[argh(option)]
+    control: Option<String>,
+}
+
+#[derive(FromArgs)]
+/// on a host, as root: abort the FUSE connections of undead's filesystems
+struct RescueArgs {
+    /// only list them
+    #[argh(switch)]
+    dry_run: bool,
+}
+
+/// A parsed client verb.
+pub enum Verb {
+    Send {
+        request: String,
+        control: String,
+        print: Print,
+    },
+    Wait {
+        zombies: u64,
+        dstate: u64,
+        timeout: Option<Duration>,
+        control: String,
+    },
+    Ps {
+        json: bool,
+        control: String,
+    },
+    Rescue {
+        dry_run: bool,
+    },
+}
+
+/// How to show a reply.
+#[derive(Clone, Copy)]
+pub enum Print {
+    Pids,
+    Released,
+    Status { json: bool },
+}
+
+pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
+    let usage = Error::Usage;
+    let cmd = ["undead", verb];
+    let parsed = |e: argh::EarlyExit| match e.status {
+        Ok(()) => Error::Help(e.output),
+        Err(()) => Error::Usage(crate::cli::first_line(&e.output)),
+    };
+    let control = |c: Option<String>| {
+        c.or_else(|| {
+            std::env::var("UNDEAD_CONTROL").ok().filter(|v| !v.is_empty())
+        })
+        .unwrap_or_else(|| DEFAULT_CONTROL.into())
+    };
+    let send = |request: String, control, print| {
+        Ok(Verb::Send { request, control, print })
+    };
+    match verb {
+        "zombie" => {
+            let a = ZombieArgs::from_args(&cmd, words).map_err(parsed)?;
+            let n = parse::count(&a.n).map_err(usage)?;
+            let holder = if a.holder { " holder" } else { "" };
+            send(
+                format!("zombie {n}{holder}"),
+                control(a.control),
+                Print::Pids,
+            )
+        }
+        "dstate" => {
+            let a = DstateArgs::from_args(&cmd, words).map_err(parsed)?;
+            let n = parse::count(&a.n).map_err(usage)?;
+            let kind = a.kind.unwrap_or_else(|| "vfork".into());
+            crate::chaos::Kind::parse(&kind).map_err(usage)?;
+            let mut request = format!("dstate {n} {kind}");
+            if let Some(d) = a.outlive {
+                let d = parse::duration(&d).map_err(usage)?;
+                request += &format!(" outlive {}ms", d.as_millis());
+            }
+            send(request, control(a.control), Print::Pids)
+        }
+        "release" => {
+            let a = ReleaseArgs::from_args(&cmd, words).map_err(parsed)?;
+            let what: Vec<&str> = a.what.iter().map(String::as_str).collect();
+            crate::control::parse_release(&what).map_err(usage)?;
+            send(
+                format!("release {}", what.join(" ")),
+                control(a.control),
+                Print::Released,
+            )
+        }
+        "status" => {
+            let a = StatusArgs::from_args(&cmd, words).map_err(parsed)?;
+            send(
+                "status".into(),
+                control(a.control),
+                Print::Status { json: a.json },
+            )
+        }
+        "wait" => {
+            let a = WaitArgs::from_args(&cmd, words).map_err(parsed)?;
+            let n = |v: Option<String>| -> Result<u64, Error> {
+                Ok(v.map(|v| parse::count(&v))
+                    .transpose()
+                    .map_err(usage)?
+                    .unwrap_or(0) as u64)
+            };
+            Ok(Verb::Wait {
+                zombies: n(a.zombies)?,
+                dstate: n(a.dstate)?,
+                timeout: a
+                    .timeout
+                    .map(|t| parse::duration(&t))
+                    .transpose()
+                    .map_err(usage)?,
+                control: control(a.control),
+            })
+        }
+        "ps" => {
+            let a = PsArgs::from_args(&cmd, words).map_err(parsed)?;
+            Ok(Verb::Ps { json: a.json, control: control(a.control) })
+        }
+        _ => {
+            let a = RescueArgs::from_args(&cmd, words).map_err(parsed)?;
+            Ok(Verb::Rescue { dry_run: a.dry_run })
+        }
+    }
+}
+
 pub fn main(verb: Verb) -> ExitCode {
-    match verb {}
+    let result = match verb {
+        Verb::Send { request, control, print } => {
+            ask(&control, &request, REPLY_TIMEOUT)
+                .and_then(|reply| show(&reply, print))
+        }
+        Verb::Wait { zombies, dstate, timeout, control } => {
+            wait(zombies, dstate, timeout, &control)
+        }
+        Verb::Ps { json, control } => {
+            ps(json, &control);
+            Ok(())
+        }
+        Verb::Rescue { dry_run } => rescue(dry_run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            crate::log::error!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// One request, one reply. Connection errors mean nobody answers (exit 3).
+pub fn ask(
+    control: &str,
+    request: &str,
+    timeout: Duration,
+) -> Result<Value, Error> {
+    let no_answer = |e: std::io::Error| Error::NoAnswer {
+        path: control.to_string(),
+        errno: nix::errno::Errno::from_raw(
+            e.raw_os_error().unwrap_or(libc::EIO),
+        ),
+    };
+    let mut stream = UnixStream::connect(control).map_err(no_answer)?;
+    stream.set_read_timeout(Some(timeout)).map_err(no_answer)?;
+    stream.write_all(format!("{request}\n").as_bytes()).map_err(no_answer)?;
+    // The reply is one line; do not wait for EOF beyond it.
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !reply.ends_with(b"\n") {
+        match stream.read(&mut chunk).map_err(no_answer)? {
+            0 => break,
+            n => reply.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    json::parse(reply.trim())
+        .map_err(|e| Error::Failed(format!("bad reply from undead: {e}")))
+}
+
+fn show(reply: &Value, print: Print) -> Result<(), Error> {
+    let pids = |key| {
+        reply
+            .get(key)
+            .map(Value::as_array)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(Value::as_u64)
+    };
+    match print {
+        Print::Pids => pids("pids").for_each(|p| println!("{p}")),
+        Print::Released => {
+            println!("released {} processes", pids("released").count())
+        }
+        Print::Status { json: true } => println!("{}", render(reply)),
+        Print::Status { json: false } => print_status(reply),
+    }
+    if let Some(note) = reply.get("note").and_then(Value::as_str) {
+        crate::log::error!("{note}");
+    }
+    match reply.get("ok") {
+        Some(Value::Bool(true)) => Ok(()),
+        _ => {
+            let why = reply
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("request failed");
+            Err(Error::Failed(why.to_string()))
+        }
+    }
+}
+
+fn print_status(s: &Value) {
+    let num = |v: Option<&Value>| {
+        v.and_then(Value::as_u64).map_or("-".to_string(), |n| n.to_string())
+    };
+    let child = s.get("child");
+    println!("undead pid {}", num(s.get("pid")));
+    println!(
+        "child pid {} {}",
+        num(child.and_then(|c| c.get("pid"))),
+        child
+            .and_then(|c| c.get("state"))
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+    );
+    println!(
+        "withholding {}",
+        matches!(s.get("withholding"), Some(Value::Bool(true)))
+    );
+    println!("reaped {}", num(s.get("reaped")));
+    let seen = s.get("seen");
+    println!(
+        "seen {} zombies, {} in D",
+        num(seen.and_then(|v| v.get("zombies"))),
+        num(seen.and_then(|v| v.get("dstate")))
+    );
+    for h in s.get("held").map(Value::as_array).unwrap_or(&[]) {
+        println!(
+            "held {} {} for {}ms",
+            num(h.get("pid")),
+            h.get("kind").and_then(Value::as_str).unwrap_or("?"),
+            num(h.get("held_ms"))
+        );
+    }
+}
+
+/// Render a value back to JSON text.
+fn render(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Num(n) => n.to_string(),
+        Value::Str(s) => json::string(s),
+        Value::Arr(items) => format!(
+            "[{}]",
+            items.iter().map(render).collect::<Vec<_>>().join(",")
+        ),
+        Value::Obj(fields) => format!(
+            "{{{}}}",
+            fields
+                .iter()
+                .map(|(k, v)| format!("{}:{}", json::string(k), render(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+/// Poll undead's status until it sees enough Z and D processes.
+fn wait(
+    zombies: u64,
+    dstate: u64,
+    timeout: Option<Duration>,
+    control: &str,
+) -> Result<(), Error> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let s = ask(control, "status", REPLY_TIMEOUT)?;
+        let seen = |k| {
+            s.get("seen")
+                .and_then(|v| v.get(k))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        if seen("zombies") >= zombies && seen("dstate") >= dstate {
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::Failed(format!(
+                "timed out: seen {} of {zombies} zombies, {} of {dstate} in D",
+                seen("zombies"),
+                seen("dstate")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The processes of this PID namespace, with what undead holds them as
+/// (asked over the socket if undead answers; `null` otherwise).
+fn ps(json_out: bool, control: &str) {
+    // Pids mean the same only inside undead's PID namespace: a client on
+    // the host labels nothing rather than the wrong processes.
+    let held: Vec<(u64, String)> =
+        ask(control, "status", Duration::from_secs(2))
+            .ok()
+            .filter(|s| {
+                s.get("pidns").and_then(Value::as_str)
+                    == Some(procfs::pid_namespace().as_str())
+            })
+            .map(|s| {
+                s.get("held")
+                    .map(Value::as_array)
+                    .unwrap_or(&[])
+                    .iter()
+                    .filter_map(|h| {
+                        Some((
+                            h.get("pid")?.as_u64()?,
+                            h.get("kind")?.as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    let rows: Vec<(procfs::Proc, String, Option<&str>)> = procfs::snapshot()
+        .into_iter()
+        .map(|p| {
+            let wchan = procfs::wchan(p.pid);
+            let kind = held
+                .iter()
+                .find(|(pid, _)| *pid == p.pid.as_raw() as u64)
+                .map(|(_, k)| k.as_str());
+            (p, wchan, kind)
+        })
+        .collect();
+    if json_out {
+        let items: Vec<String> = rows
+            .iter()
+            .map(|(p, wchan, kind)| {
+                format!(
+                    "{{\"pid\":{},\"ppid\":{},\"state\":\"{}\",\"comm\":{},\"wchan\":{},\"held\":{}}}",
+                    p.pid,
+                    p.ppid,
+                    p.state,
+                    json::string(&p.comm),
+                    json::string(wchan),
+                    kind.map_or("null".into(), json::string)
+                )
+            })
+            .collect();
+        println!("[{}]", items.join(","));
+    } else {
+        println!(
+            "{:>7} {:>7} S {:<16} {:<24} HELD",
+            "PID", "PPID", "COMMAND", "WCHAN"
+        );
+        for (p, wchan, kind) in &rows {
+            println!(
+                "{:>7} {:>7} {} {:<16} {:<24} {}",
+                p.pid,
+                p.ppid,
+                p.state,
+                p.comm,
+                wchan,
+                kind.unwrap_or("-")
+            );
+        }
+    }
+}
+
+fn rescue(_dry_run: bool) -> Result<(), Error> {
+    Err(Error::Failed("rescue is not available yet".into()))
 }

@@ -37,11 +37,14 @@ pub enum Error {
     NoAnswer { path: String, errno: Errno },
     /// A client verb was answered with a failure.
     Failed(String),
+    /// `VERB --help`: not a failure; the text goes to stdout, exit 0.
+    Help(String),
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Help(_) => 0,
             Error::Usage(_) => 2,
             Error::NoAnswer { .. } => 3,
             _ => 1,
@@ -76,7 +79,9 @@ impl fmt::Display for Error {
                     errno.desc()
                 )
             }
-            Error::Chaos(why) | Error::Failed(why) => write!(f, "{why}"),
+            Error::Chaos(why) | Error::Failed(why) | Error::Help(why) => {
+                write!(f, "{why}")
+            }
             Error::NoAnswer { path, errno } => write!(
                 f,
                 "no undead answers on {path}: {} (is undead running with \

@@ -20,13 +20,16 @@ use nix::sys::signalfd::SignalFd;
 use nix::unistd::{self, Pid};
 
 use crate::action::Action;
+use crate::chaos::{ChaosCmd, Kit, Release};
 use crate::cli::Config;
+use crate::control::{self, Server};
 use crate::error::Error;
 use crate::log::{debug, error, info};
 use crate::procfs;
 use crate::reaper::{self, ChildExit, Policy};
 use crate::signals;
 use crate::spawn::{self, Group, SpawnPlan};
+use crate::status;
 
 /// The one struct that owns undead's state.
 pub struct Init {
@@ -42,6 +45,8 @@ pub struct Init {
     /// When the remaining descendants get SIGKILL (`--grace`).
     kill_at: Option<Instant>,
     reaped: u64,
+    control: Option<Server>,
+    kit: Kit,
 }
 
 pub fn main(cfg: Config) -> ExitCode {
@@ -55,7 +60,8 @@ pub fn main(cfg: Config) -> ExitCode {
     }
 }
 
-/// Block signals → become a subreaper unless PID 1 → spawn the child.
+/// Block signals → become a subreaper unless PID 1 → serve the control
+/// socket → raise what `--zombies`/`--dstate` ask → spawn the child.
 fn setup(cfg: Config) -> Result<Init, Error> {
     let (sigfd, child_signals) = signals::block_signals()?;
     let me = unistd::getpid();
@@ -64,6 +70,12 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     if let Some(sig) = cfg.pdeathsig {
         prctl::set_pdeathsig(sig).map_err(Error::Pdeathsig)?;
     }
+    let control = serve_control(&cfg)?;
+    let mut kit = Kit::new(cfg.release_after);
+    raise_at_start(&cfg, &mut kit).inspect_err(|_| {
+        kit.release(&Release::All);
+        control.as_ref().map(Server::remove);
+    })?;
     let plan = SpawnPlan {
         argv: &cfg.command,
         group: if cfg.setsid { Group::Session } else { Group::ProcessGroup },
@@ -87,7 +99,52 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         child_exit: None,
         kill_at: None,
         reaped: 0,
+        control,
+        kit,
     })
+}
+
+/// The control socket. An explicit `--control`/`UNDEAD_CONTROL` that
+/// cannot be served is an error; the default path is best effort, so a
+/// read-only /run does not stop undead from standing in for tini.
+fn serve_control(cfg: &Config) -> Result<Option<Server>, Error> {
+    let Some(path) = &cfg.control else { return Ok(None) };
+    match Server::bind(path) {
+        Ok(server) => {
+            info!("control socket at {}", path.display());
+            Ok(Some(server))
+        }
+        Err(errno) if cfg.control_explicit => {
+            Err(Error::ControlBind { path: path.display().to_string(), errno })
+        }
+        Err(errno) => {
+            info!("no control socket at {}: {}", path.display(), errno.desc());
+            Ok(None)
+        }
+    }
+}
+
+/// `--zombies N`, `--dstate N`: all or nothing at start.
+fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
+    let asks = [
+        (cfg.zombies, ChaosCmd::Zombies { n: cfg.zombies, holder: false }),
+        (
+            cfg.dstate,
+            ChaosCmd::Dstate {
+                n: cfg.dstate,
+                kind: cfg.dstate_kind,
+                outlive: None,
+            },
+        ),
+    ];
+    for (n, cmd) in asks.into_iter().filter(|(n, _)| *n > 0) {
+        let made = kit.create(&cmd);
+        if let Some(why) = made.error {
+            return Err(Error::Chaos(why));
+        }
+        info!("holding {n}: {:?}", made.pids);
+    }
+    Ok(())
 }
 
 /// As PID 1 undead already reaps the namespace; otherwise orphans reach it
@@ -126,12 +183,19 @@ impl Init {
     }
 
     /// Block until something happens; the only blocking call of the loop.
+    /// Signals become actions here; control requests are answered here.
     fn wait_for_events(&mut self, timeout: PollTimeout) -> Vec<Action> {
-        let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+        let control_fds =
+            self.control.as_ref().map(Server::fds).unwrap_or_default();
+        let mut fds: Vec<PollFd> = std::iter::once(self.sigfd.as_fd())
+            .chain(control_fds)
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => error!("poll failed: {}", e.desc()),
         }
+        drop(fds);
         let mut actions = vec![Action::Reap];
         while let Ok(Some(info)) = self.sigfd.read_signal() {
             let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
@@ -149,11 +213,27 @@ impl Init {
                 &self.cfg.rewrites,
             ));
         }
+        self.serve_requests();
         actions
     }
 
-    /// The one executor of actions.
-    fn apply(&mut self, action: Action) {
+    /// Execute each complete control request and reply to it.
+    fn serve_requests(&mut self) {
+        let Some(server) = self.control.as_mut() else { return };
+        for request in server.service(Instant::now()) {
+            let reply = match request.action {
+                Ok(action) => self.apply(action),
+                Err(why) => Some(control::error_reply(&why)),
+            };
+            let reply = reply.unwrap_or_else(|| "{\"ok\":true}".into());
+            if let Some(server) = self.control.as_mut() {
+                server.respond(request.id, &reply);
+            }
+        }
+    }
+
+    /// The one executor of actions; control requests get its reply.
+    fn apply(&mut self, action: Action) -> Option<String> {
         match action {
             Action::Ignore => {}
             Action::Reap => self.reap_zombies(),
@@ -162,15 +242,79 @@ impl Init {
                 self.forward_signal(sig);
                 self.start_grace();
             }
-            Action::Chaos(_) | Action::Release(_) | Action::Snapshot => {}
+            Action::Chaos(cmd) => return Some(self.raise(&cmd)),
+            Action::Release(what) => return Some(self.release(&what)),
+            Action::Snapshot => return Some(self.status()),
         }
+        None
+    }
+
+    fn raise(&mut self, cmd: &ChaosCmd) -> String {
+        let made = self.kit.create(cmd);
+        info!("raised {cmd:?}: {:?}", made.pids);
+        let pids = made.pids.iter().map(Pid::to_string).collect::<Vec<_>>();
+        let note = made.note.map_or(String::new(), |n| {
+            format!(",\"note\":{}", crate::json::string(&n))
+        });
+        match made.error {
+            None => {
+                format!("{{\"ok\":true,\"pids\":[{}]{note}}}", pids.join(","))
+            }
+            Some(why) => format!(
+                "{{\"ok\":false,\"error\":{},\"pids\":[{}]}}",
+                crate::json::string(&why),
+                pids.join(",")
+            ),
+        }
+    }
+
+    /// Release; `release all` also ends withholding, and releasing zombies
+    /// reaps the orphans withheld so far (SPEC §5).
+    fn release(&mut self, what: &Release) -> String {
+        let mut released = self.kit.release(what);
+        if matches!(what, Release::All) {
+            self.end_withholding();
+        }
+        if matches!(what, Release::All | Release::Zombies) {
+            let drained = reaper::reap_zombies(self.child, Policy::ReapAll);
+            released.extend(&drained.others);
+            self.account(drained);
+        }
+        self.reap_zombies();
+        released.sort();
+        released.dedup();
+        info!("released {released:?}");
+        let pids = released.iter().map(Pid::to_string).collect::<Vec<_>>();
+        format!("{{\"ok\":true,\"released\":[{}]}}", pids.join(","))
+    }
+
+    fn status(&self) -> String {
+        let held = self.kit.held();
+        let view = status::View {
+            me: self.me,
+            child: self.child,
+            child_exit: self.child_exit,
+            withholding: self.policy == Policy::Withhold,
+            withhold_until: self.withhold_until,
+            release_after: self.kit.release_after(),
+            reaped: self.reaped,
+            held: &held,
+        };
+        status::render(&view, Instant::now())
     }
 
     fn reap_zombies(&mut self) {
         let drained = reaper::reap_zombies(self.child, self.policy);
+        self.account(drained);
+    }
+
+    fn account(&mut self, drained: reaper::Drained) {
         if let Some(exit) = drained.child {
             info!("child {} exited: {exit:?}", self.child);
             self.child_exit = Some(exit);
+            if self.cfg.wait_all {
+                self.start_grace();
+            }
         }
         for pid in &drained.others {
             if self.cfg.warn_reap {
@@ -179,9 +323,11 @@ impl Init {
             debug!("reaped {pid}");
         }
         self.reaped += drained.others.len() as u64;
-        if drained.child.is_some() && self.cfg.wait_all {
-            self.start_grace();
-        }
+    }
+
+    fn end_withholding(&mut self) {
+        self.withhold_until = None;
+        self.policy = Policy::ReapAll;
     }
 
     /// Forward to the child, or to its process group with `-g` (tini -g):
@@ -208,8 +354,15 @@ impl Init {
     }
 
     fn next_deadline(&self) -> PollTimeout {
-        let next =
-            [self.withhold_until, self.kill_at].into_iter().flatten().min();
+        let next = [
+            self.withhold_until,
+            self.kill_at,
+            self.kit.next_expiry(),
+            self.control.as_ref().and_then(Server::next_deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match next {
             None => PollTimeout::NONE,
             Some(at) => {
@@ -225,8 +378,13 @@ impl Init {
     fn on_deadlines(&mut self, now: Instant) {
         if self.withhold_until.is_some_and(|at| at <= now) {
             info!("withholding ended; reaping orphans again");
-            self.withhold_until = None;
-            self.policy = Policy::ReapAll;
+            self.end_withholding();
+            self.reap_zombies();
+        }
+        if self.kit.next_expiry().is_some_and(|at| at <= now) {
+            let released = self.kit.release_expired(now);
+            info!("--release-after: released {released:?}");
+            self.end_withholding();
             self.reap_zombies();
         }
         if self.kill_at.is_some_and(|at| at <= now) {
@@ -260,14 +418,22 @@ impl Init {
         Some(reaper::remap(exit.code(), &self.cfg.remap_exit))
     }
 
+    /// Descendants other than what the kit holds (released at exit).
     fn has_descendants(&self) -> bool {
-        !procfs::descendants(&procfs::snapshot(), self.me).is_empty()
+        let held: Vec<Pid> = self.kit.held().iter().map(|h| h.pid).collect();
+        procfs::descendants(&procfs::snapshot(), self.me)
+            .iter()
+            .any(|p| !held.contains(p))
     }
 
     /// Leave nothing behind, then exit. As PID 1 the kernel kills what is
     /// left when we return; as a subreaper we must do it ourselves, or the
     /// descendants would live on under our own reaper.
     fn finish(mut self, code: u8) -> ExitCode {
+        self.kit.release(&Release::All);
+        if let Some(server) = &self.control {
+            server.remove();
+        }
         if !self.is_pid1 {
             let deadline = Instant::now() + Duration::from_secs(2);
             while self.kill_descendants() > 0 && Instant::now() < deadline {

@@ -34,3 +34,219 @@ mod tests {
         );
     }
 }
+
+/// A parsed JSON value (what undead's own replies contain).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Value>),
+    Obj(Vec<(String, Value)>),
+}
+
+impl Value {
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Obj(fields) => {
+                fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+            }
+            _ => None,
+        }
+    }
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Num(n) if *n >= 0.0 && n.fract() == 0.0 => Some(*n as u64),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_array(&self) -> &[Value] {
+        match self {
+            Value::Arr(items) => items,
+            _ => &[],
+        }
+    }
+}
+
+/// Parse one JSON document. Pure; depth-limited so hostile input cannot
+/// overflow the stack.
+pub fn parse(text: &str) -> Result<Value, String> {
+    let mut p = Parser { s: text.as_bytes(), i: 0 };
+    let v = p.value(0)?;
+    p.ws();
+    if p.i != p.s.len() {
+        return Err(format!("trailing data at byte {}", p.i));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, lit: &str) -> bool {
+        let ok = self.s[self.i..].starts_with(lit.as_bytes());
+        if ok {
+            self.i += lit.len();
+        }
+        ok
+    }
+    fn err<T>(&self, what: &str) -> Result<T, String> {
+        Err(format!("invalid JSON: {what} at byte {}", self.i))
+    }
+    fn value(&mut self, depth: usize) -> Result<Value, String> {
+        if depth > 32 {
+            return self.err("nesting too deep");
+        }
+        self.ws();
+        match self.s.get(self.i) {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => self.string().map(Value::Str),
+            Some(b't') if self.eat("true") => Ok(Value::Bool(true)),
+            Some(b'f') if self.eat("false") => Ok(Value::Bool(false)),
+            Some(b'n') if self.eat("null") => Ok(Value::Null),
+            Some(c) if *c == b'-' || c.is_ascii_digit() => self.number(),
+            _ => self.err("unexpected input"),
+        }
+    }
+    fn number(&mut self) -> Result<Value, String> {
+        let start = self.i;
+        while self
+            .s
+            .get(self.i)
+            .is_some_and(|c| b"+-.eE0123456789".contains(c))
+        {
+            self.i += 1;
+        }
+        let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
+        text.parse().map(Value::Num).or_else(|_| self.err("bad number"))
+    }
+    fn string(&mut self) -> Result<String, String> {
+        self.i += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.s.get(self.i) {
+                None => return self.err("unterminated string"),
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    let esc = self.s.get(self.i + 1).copied();
+                    self.i += 2;
+                    match esc {
+                        Some(b'n') => out.push(b'\n'),
+                        Some(b't') => out.push(b'\t'),
+                        Some(b'r') => out.push(b'\r'),
+                        Some(b'u') => {
+                            let hex =
+                                self.s.get(self.i..self.i + 4).unwrap_or(b"");
+                            let code = std::str::from_utf8(hex)
+                                .ok()
+                                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                                .and_then(char::from_u32);
+                            let Some(c) = code else {
+                                return self.err("bad \\u escape");
+                            };
+                            self.i += 4;
+                            out.extend_from_slice(c.to_string().as_bytes());
+                        }
+                        Some(c @ (b'"' | b'\\' | b'/')) => out.push(c),
+                        _ => return self.err("bad escape"),
+                    }
+                    continue;
+                }
+                Some(&c) => out.push(c),
+            }
+            self.i += 1;
+        }
+        self.i += 1;
+        String::from_utf8(out).or_else(|_| self.err("string is not UTF-8"))
+    }
+    fn array(&mut self, depth: usize) -> Result<Value, String> {
+        self.i += 1;
+        let mut items = Vec::new();
+        self.ws();
+        if self.eat("]") {
+            return Ok(Value::Arr(items));
+        }
+        loop {
+            items.push(self.value(depth + 1)?);
+            self.ws();
+            if self.eat("]") {
+                return Ok(Value::Arr(items));
+            }
+            if !self.eat(",") {
+                return self.err("expected , or ]");
+            }
+        }
+    }
+    fn object(&mut self, depth: usize) -> Result<Value, String> {
+        self.i += 1;
+        let mut fields = Vec::new();
+        self.ws();
+        if self.eat("}") {
+            return Ok(Value::Obj(fields));
+        }
+        loop {
+            self.ws();
+            if self.s.get(self.i) != Some(&b'"') {
+                return self.err("expected a key");
+            }
+            let key = self.string()?;
+            self.ws();
+            if !self.eat(":") {
+                return self.err("expected :");
+            }
+            fields.push((key, self.value(depth + 1)?));
+            self.ws();
+            if self.eat("}") {
+                return Ok(Value::Obj(fields));
+            }
+            if !self.eat(",") {
+                return self.err("expected , or }");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let v = parse(
+            r#"{"ok":true,"pids":[1,2],"e":null,"s":"a\"\u0041","n":-1.5}"#,
+        )
+        .unwrap();
+        assert_eq!(v.get("ok"), Some(&Value::Bool(true)));
+        assert_eq!(v.get("pids").unwrap().as_array().len(), 2);
+        assert_eq!(v.get("s").unwrap().as_str(), Some("a\"A"));
+        assert_eq!(v.get("n"), Some(&Value::Num(-1.5)));
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\"}",
+            "tru",
+            "\"\\x\"",
+            "1 2",
+            &"[".repeat(100),
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}

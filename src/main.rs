@@ -7,6 +7,7 @@ mod action;
 mod chaos;
 mod cli;
 mod client;
+mod control;
 mod error;
 mod init;
 mod json;
@@ -16,6 +17,7 @@ mod procfs;
 mod reaper;
 mod signals;
 mod spawn;
+mod status;
 mod sys;
 
 use std::process::ExitCode;
@@ -26,6 +28,10 @@ fn main() -> ExitCode {
         Ok(cli::Invocation::Init(cfg)) => init::main(cfg),
         Ok(cli::Invocation::Client(verb)) => client::main(verb),
         Ok(cli::Invocation::Print(text)) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error::Error::Help(text)) => {
             println!("{text}");
             ExitCode::SUCCESS
         }

@@ -54,6 +54,13 @@ pub fn wchan(pid: Pid) -> String {
     }
 }
 
+/// This process's PID namespace (`pid:[INODE]`), or "" if unknown.
+pub fn pid_namespace() -> String {
+    fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
 /// Every process of this PID namespace's /proc, in pid order.
 pub fn snapshot() -> Vec<Proc> {
     let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };

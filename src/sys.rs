@@ -78,14 +78,23 @@ pub fn write_stderr(parts: &[&[u8]]) {
     }
 }
 
-/// Restore a signal's disposition to SIG_DFL. Async-signal-safe.
-pub fn default_disposition(sig: Signal) -> Result<(), Errno> {
+/// Set a signal's disposition to SIG_IGN. Async-signal-safe.
+pub fn ignore_signal(sig: Signal) -> Result<(), Errno> {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, sigaction};
-    let dfl =
-        SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // SAFETY: installing SIG_DFL installs no Rust handler, so no handler
-    // can observe inconsistent state.
-    unsafe { sigaction(sig, &dfl) }.map(drop)
+    let ign =
+        SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_IGN installs no Rust handler, so no handler can observe
+    // inconsistent state.
+    unsafe { sigaction(sig, &ign) }.map(drop)
+}
+
+/// pause(2) forever: the stalled body of kit processes, which end only by
+/// a signal. Async-signal-safe.
+pub fn pause_forever() -> ! {
+    loop {
+        // SAFETY: pause has no arguments and no memory effects.
+        unsafe { libc::pause() };
+    }
 }
 
 /// ioctl(fd, TIOCSCTTY, 0): make the terminal the controlling terminal of
@@ -96,26 +105,56 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
+/// Close every descriptor from 3 up except `keep`: a forked kit process
+/// must not pin undead's sockets (a held client connection would never
+/// see EOF) or the signalfd. close_range(2), Linux 5.9. Async-signal-safe.
+pub fn close_fds_except(keep: Option<BorrowedFd<'_>>) {
+    let keep = keep.map_or(-1, |fd| fd.as_raw_fd());
+    let close = |lo: i32, hi: i32| {
+        if lo <= hi {
+            // SAFETY: closing descriptors this forked child owns; no Rust
+            // object in the child uses them afterwards.
+            unsafe { libc::close_range(lo as u32, hi as u32, 0) };
+        }
+    };
+    if keep >= 3 {
+        close(3, keep - 1);
+        close(keep + 1, i32::MAX);
+    } else {
+        close(3, i32::MAX);
+    }
+}
+
 /// Current thread's comm name, set for processes the kit creates.
 /// Async-signal-safe (one prctl).
 pub fn set_comm(name: &CStr) {
     let _ = nix::sys::prctl::set_name(name);
 }
 
-/// A child created with clone(CLONE_VM | CLONE_VFORK) and exit signal 0
-/// that `_exit`s at once. Returns when the child has exited (vfork
-/// semantics), so it is a zombie by then.
+/// A child created with clone(CLONE_VM | CLONE_VFORK) that names itself
+/// `comm` and `_exit`s at once. Returns when the child has released our
+/// memory (vfork semantics), i.e. at the very end of its exit.
 ///
-/// Exit signal 0 makes it a "clone child" (`wait(2)`, `__WCLONE`): a plain
-/// `waitpid(-1, WNOHANG)` never sees it, so the init's reaper drain leaves
-/// it alone until it is released with `__WCLONE`.
-pub fn spawn_instant_zombie(stack: &mut [u8]) -> Result<Pid, Errno> {
+/// With `clone_child` its exit signal is 0, which makes it a "clone child"
+/// (`wait(2)`, `__WCLONE`): a plain `waitpid(-1, WNOHANG)` never returns
+/// it, so the init's reaper drain leaves it alone until it is released
+/// with `__WCLONE`. Otherwise its exit signal is SIGCHLD.
+pub fn spawn_instant_zombie(
+    stack: &mut [u8],
+    comm: &CStr,
+    clone_child: bool,
+) -> Result<Pid, Errno> {
     use nix::sched::CloneFlags;
     let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
-    // SAFETY: the child shares our memory but only calls _exit, which
-    // touches no Rust state; CLONE_VFORK keeps us suspended until it has
-    // exited, so the stack is not reused while it runs.
-    unsafe { nix::sched::clone(Box::new(|| exit_now(0)), stack, flags, None) }
+    let signal = (!clone_child).then_some(libc::SIGCHLD);
+    let body = Box::new(|| {
+        set_comm(comm);
+        exit_now(0)
+    });
+    // SAFETY: the child shares our memory but only calls prctl and _exit,
+    // which touch no Rust state; CLONE_VFORK keeps us suspended until it
+    // has exited, so the stack is not reused while it runs.
+    unsafe { nix::sched::clone(body, stack, flags, signal) }
 }
 
 /// clone(CLONE_VM | CLONE_VFORK) whose child runs `stall` on `stack` and

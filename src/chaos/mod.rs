@@ -1,10 +1,23 @@
 //! The undead kit: zombies and D-state processes raised on purpose, held,
 //! shown, and always taken back. A leaf module: the init reaches it only
-//! through `Action::Chaos` / `Action::Release`.
+//! through `Action::Chaos` / `Action::Release`, and `Kit::release` is called
+//! on every exit path undead controls.
+//!
+//! Creation returns only once the processes are observably in the promised
+//! state (Z or D in /proc), within a bound; it stops at the first fork
+//! failure (EAGAIN at `pids.max`) and says how many it made.
 
-use std::time::Duration;
+mod vfork;
+mod zombie;
 
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+use crate::procfs;
+use crate::reaper;
 
 /// Which D state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,4 +52,245 @@ pub enum Release {
     Zombies,
     Dstate,
     Pids(Vec<Pid>),
+}
+
+/// What creation made; `error` says why it stopped short.
+#[derive(Debug, Default)]
+pub struct Created {
+    pub pids: Vec<Pid>,
+    pub error: Option<String>,
+    /// Something the user should know (e.g. the `--outlive` window).
+    pub note: Option<String>,
+}
+
+/// One process the kit holds, as `status` and `ps` show it.
+pub struct HeldProc {
+    pub pid: Pid,
+    pub kind: &'static str,
+    pub since: Instant,
+}
+
+/// One unit of holding: released together.
+enum Unit {
+    /// A clone-child zombie of undead.
+    Zombie(Pid),
+    /// `undead-zholder` and its zombies.
+    Holder(zombie::Holder),
+    /// `undead-vfork` in D and its `undead-vstall` child.
+    Vfork { holder: Pid, stall: Option<Pid> },
+}
+
+impl Unit {
+    fn procs(&self) -> Vec<(Pid, &'static str)> {
+        match self {
+            Unit::Zombie(pid) => vec![(*pid, "zombie")],
+            Unit::Holder(h) => std::iter::once((h.pid, "zombie-holder"))
+                .chain(h.zombies.iter().map(|&z| (z, "zombie")))
+                .collect(),
+            Unit::Vfork { holder, stall } => {
+                std::iter::once((*holder, "vfork"))
+                    .chain(stall.iter().map(|&s| (s, "vfork-stall")))
+                    .collect()
+            }
+        }
+    }
+
+    fn is_zombie_kind(&self) -> bool {
+        matches!(self, Unit::Zombie(_) | Unit::Holder(_))
+    }
+}
+
+/// Everything the kit holds.
+pub struct Kit {
+    /// Stack for clone(CLONE_VM | CLONE_VFORK) children; the parent is
+    /// suspended while a child runs on it, so one stack serves all.
+    stack: Vec<u8>,
+    units: Vec<(Unit, Instant)>,
+    /// `--release-after`: nothing is held longer than this.
+    release_after: Option<Duration>,
+}
+
+/// How long creation may take to become observable.
+const OBSERVE: Duration = Duration::from_secs(3);
+
+impl Kit {
+    pub fn new(release_after: Option<Duration>) -> Kit {
+        Kit { stack: vec![0; 64 * 1024], units: Vec::new(), release_after }
+    }
+
+    pub fn create(&mut self, cmd: &ChaosCmd) -> Created {
+        let now = Instant::now();
+        let (units, error) = match *cmd {
+            ChaosCmd::Zombies { n, holder: false } => self.create_zombies(n),
+            ChaosCmd::Zombies { n, holder: true } => self.create_holder(n),
+            ChaosCmd::Dstate { n, kind: Kind::Vfork, outlive: None } => {
+                self.create_vforks(n)
+            }
+            ChaosCmd::Dstate { kind: Kind::Vfork, .. } => (
+                Vec::new(),
+                Some("--outlive applies to --kind fuse only".to_string()),
+            ),
+            ChaosCmd::Dstate { kind: Kind::Fuse, .. } => (
+                Vec::new(),
+                Some("dstate --kind fuse is not available yet".to_string()),
+            ),
+        };
+        let pids = units.iter().map(|u| u.procs()[0].0).collect();
+        self.units.extend(units.into_iter().map(|u| (u, now)));
+        Created { pids, error, note: None }
+    }
+
+    fn create_zombies(&mut self, n: usize) -> (Vec<Unit>, Option<String>) {
+        let (made, errno) = zombie::spawn_zombies(n, &mut self.stack);
+        let made = await_state(made, 'Z');
+        let error = errno.map(|e| shortfall(made.len(), n, "zombie", e));
+        (made.into_iter().map(Unit::Zombie).collect(), error)
+    }
+
+    fn create_holder(&mut self, n: usize) -> (Vec<Unit>, Option<String>) {
+        match zombie::spawn_holder(n, &mut self.stack) {
+            Ok(h) => (vec![Unit::Holder(h)], None),
+            Err((h, e)) => {
+                let made = h.as_ref().map_or(0, |h| h.zombies.len());
+                let error = shortfall(made, n, "zombie", e);
+                (h.into_iter().map(Unit::Holder).collect(), Some(error))
+            }
+        }
+    }
+
+    fn create_vforks(&mut self, n: usize) -> (Vec<Unit>, Option<String>) {
+        let mut holders = Vec::with_capacity(n);
+        let mut errno = None;
+        for _ in 0..n {
+            match vfork::spawn_vfork_holder(&mut self.stack) {
+                Ok(pid) => holders.push(pid),
+                Err(e) => {
+                    errno = Some(e);
+                    break;
+                }
+            }
+        }
+        let in_d = await_state(holders.clone(), 'D');
+        // A holder whose clone failed (EAGAIN) exits instead of stalling;
+        // it is reaped by the init's drain like any child.
+        if in_d.len() < holders.len() && errno.is_none() {
+            errno = Some(Errno::EAGAIN);
+        }
+        let procs = procfs::snapshot();
+        let units = in_d
+            .iter()
+            .map(|&holder| Unit::Vfork {
+                holder,
+                stall: procs.iter().find(|p| p.ppid == holder).map(|p| p.pid),
+            })
+            .collect();
+        (units, errno.map(|e| shortfall(in_d.len(), n, "vfork holder", e)))
+    }
+
+    /// Release what `what` names; returns the pids let go. Waits (bounded)
+    /// until the released processes are dead, so the caller's drain can
+    /// reap them and the reply means "gone".
+    pub fn release(&mut self, what: &Release) -> Vec<Pid> {
+        let take = |unit: &Unit| match what {
+            Release::All => true,
+            Release::Zombies => unit.is_zombie_kind(),
+            Release::Dstate => !unit.is_zombie_kind(),
+            Release::Pids(pids) => {
+                unit.procs().iter().any(|(p, _)| pids.contains(p))
+            }
+        };
+        let (taken, kept) = std::mem::take(&mut self.units)
+            .into_iter()
+            .partition(|(u, _)| take(u));
+        self.units = kept;
+        release_units(taken.into_iter().map(|(u, _)| u).collect())
+    }
+
+    /// When the next unit reaches `--release-after`.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let after = self.release_after?;
+        self.units.iter().map(|(_, since)| *since + after).min()
+    }
+
+    /// Release the units held for `--release-after` or longer.
+    pub fn release_expired(&mut self, now: Instant) -> Vec<Pid> {
+        let Some(after) = self.release_after else { return Vec::new() };
+        let (taken, kept) = std::mem::take(&mut self.units)
+            .into_iter()
+            .partition(|(_, since)| *since + after <= now);
+        self.units = kept;
+        release_units(taken.into_iter().map(|(u, _)| u).collect())
+    }
+
+    pub fn held(&self) -> Vec<HeldProc> {
+        self.units
+            .iter()
+            .flat_map(|(u, since)| {
+                u.procs().into_iter().map(|(pid, kind)| HeldProc {
+                    pid,
+                    kind,
+                    since: *since,
+                })
+            })
+            .collect()
+    }
+
+    pub fn release_after(&self) -> Option<Duration> {
+        self.release_after
+    }
+}
+
+/// "made 3 of 50 zombies: fork failed: Resource temporarily unavailable
+/// (pids.max reached?)"
+fn shortfall(made: usize, wanted: usize, what: &str, e: Errno) -> String {
+    let hint = if e == Errno::EAGAIN { " (pids.max reached?)" } else { "" };
+    format!("made {made} of {wanted} {what}s: fork failed: {}{hint}", e.desc())
+}
+
+/// Wait until every pid shows `state` in /proc (at most `OBSERVE`);
+/// returns those that do.
+fn await_state(pids: Vec<Pid>, state: char) -> Vec<Pid> {
+    let deadline = Instant::now() + OBSERVE;
+    let mut pending: Vec<Pid> = pids.clone();
+    while !pending.is_empty() && Instant::now() < deadline {
+        pending.retain(|&p| procfs::state_of(p).is_some_and(|s| s != state));
+        if !pending.is_empty() {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+    pids.into_iter().filter(|&p| procfs::state_of(p) == Some(state)).collect()
+}
+
+/// Let the units go: reap held zombies, SIGKILL holders and stalled
+/// children, and wait (at most `OBSERVE`) until they are dead.
+fn release_units(units: Vec<Unit>) -> Vec<Pid> {
+    let mut released = Vec::new();
+    let mut dying = Vec::new();
+    for unit in units {
+        released.extend(unit.procs().iter().map(|(p, _)| *p));
+        match unit {
+            Unit::Zombie(pid) => {
+                reaper::reap_pid(pid, true);
+            }
+            Unit::Holder(h) => {
+                let _ = kill(h.pid, Signal::SIGKILL);
+                dying.push(h.pid);
+            }
+            Unit::Vfork { holder, stall } => {
+                // Killing the stalled child completes the vfork; the
+                // holder then exits by itself. Without it, kill the holder.
+                let _ = kill(stall.unwrap_or(holder), Signal::SIGKILL);
+                dying.push(holder);
+            }
+        }
+    }
+    let deadline = Instant::now() + OBSERVE;
+    while Instant::now() < deadline {
+        dying.retain(|&p| !matches!(procfs::state_of(p), None | Some('Z')));
+        if dying.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    released
 }

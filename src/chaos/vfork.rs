@@ -1,0 +1,69 @@
+//! Killable D state: a holder blocked in vfork behind a child that
+//! neither execs nor exits.
+//!
+//! `undead-vfork` calls clone(CLONE_VM | CLONE_VFORK); its child
+//! `undead-vstall` pauses forever. The parent waits in
+//! `wait_for_vfork_done` with TASK_KILLABLE (`kernel/fork.c`), which /proc
+//! shows as D (wchan `kernel_clone` on 6.18), yet SIGKILL ends it. The
+//! holder ignores TERM, INT, HUP, QUIT, USR1 and USR2, so only SIGKILL
+//! ends it: the usual shape of a stuck process. Release kills the stalled
+//! child; its exit completes the vfork and the holder `_exit`s.
+//!
+//! What saves us when undead is SIGKILLed (Drop never runs): the holder
+//! has PR_SET_PDEATHSIG(SIGKILL) against undead, the stalled child the same
+//! against the holder, so the chain unwinds in the kernel.
+
+use nix::sys::prctl;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::unistd::{self, ForkResult, Pid};
+
+use crate::sys;
+
+/// Signals a stuck process typically shrugs off.
+const IGNORED: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Fork one `undead-vfork` holder. The caller waits for it to show D and
+/// finds its stalled child (`ppid` = holder) in /proc.
+pub fn spawn_vfork_holder(stack: &mut [u8]) -> Result<Pid, nix::Error> {
+    let parent = unistd::getpid();
+    match sys::fork()? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => run_holder(stack, parent),
+    }
+}
+
+/// The holder's side; never returns. Async-signal-safe syscalls only.
+fn run_holder(stack: &mut [u8], parent: Pid) -> ! {
+    sys::set_comm(c"undead-vfork");
+    sys::close_fds_except(None);
+    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
+    if unistd::getppid() != parent {
+        sys::exit_now(1);
+    }
+    for sig in IGNORED {
+        let _ = sys::ignore_signal(sig);
+    }
+    // undead's mask blocks everything; the holder must not, or a blocked
+    // fatal signal would hide what the test means to show.
+    let _ = sys::set_mask(SigmaskHow::SIG_SETMASK, &SigSet::empty());
+    let me = unistd::getpid();
+    let mut stall = move || -> isize {
+        sys::set_comm(c"undead-vstall");
+        let _ = prctl::set_pdeathsig(Signal::SIGKILL);
+        if unistd::getppid() != me {
+            sys::exit_now(1);
+        }
+        sys::pause_forever()
+    };
+    match sys::vfork_stall(stack, &mut stall) {
+        Ok(_) => sys::exit_now(0),
+        Err(e) => sys::exit_now(e as i32),
+    }
+}
