@@ -473,6 +473,13 @@ fn ps(json_out: bool, control: &str) {
     }
 }
 
-fn rescue(_dry_run: bool) -> Result<(), Error> {
-    Err(Error::Failed("rescue is not available yet".into()))
+/// Abort (or list) the FUSE connections of undead's filesystems.
+fn rescue(dry_run: bool) -> Result<(), Error> {
+    let items = crate::chaos::rescue(dry_run)
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    if items.is_empty() {
+        println!("no fuse connection of undead found");
+    }
+    items.iter().for_each(|item| println!("{item}"));
+    Ok(())
 }

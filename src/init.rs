@@ -189,6 +189,7 @@ impl Init {
             self.control.as_ref().map(Server::fds).unwrap_or_default();
         let mut fds: Vec<PollFd> = std::iter::once(self.sigfd.as_fd())
             .chain(control_fds)
+            .chain(self.kit.fds())
             .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
             .collect();
         match poll(&mut fds, timeout) {
@@ -213,6 +214,7 @@ impl Init {
                 &self.cfg.rewrites,
             ));
         }
+        self.kit.service();
         self.serve_requests();
         actions
     }

@@ -7,7 +7,7 @@
 //! before `execve`/`_exit`: they neither allocate nor take locks.
 
 use std::ffi::{CStr, CString, c_char};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -105,24 +105,41 @@ pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
-/// Close every descriptor from 3 up except `keep`: a forked kit process
-/// must not pin undead's sockets (a held client connection would never
-/// see EOF) or the signalfd. close_range(2), Linux 5.9. Async-signal-safe.
-pub fn close_fds_except(keep: Option<BorrowedFd<'_>>) {
-    let keep = keep.map_or(-1, |fd| fd.as_raw_fd());
-    let close = |lo: i32, hi: i32| {
-        if lo <= hi {
-            // SAFETY: closing descriptors this forked child owns; no Rust
-            // object in the child uses them afterwards.
-            unsafe { libc::close_range(lo as u32, hi as u32, 0) };
+/// close_range(2) over every descriptor except those in `keep` (sorted in
+/// place; negative entries are ignored). A forked kit process must not pin
+/// undead's sockets (a client would never see EOF) or `/dev/fuse` (its
+/// connection would outlive undead). Async-signal-safe, no allocation.
+///
+/// Only for a forked child that then `_exit`s: the `OwnedFd`s it inherited
+/// are never dropped there, so nothing closes these numbers a second time.
+pub fn close_all_except(keep: &mut [RawFd]) -> Result<(), Errno> {
+    keep.sort_unstable();
+    let mut first: u32 = 0;
+    for &fd in keep.iter() {
+        let Ok(fd) = u32::try_from(fd) else { continue };
+        if fd > first {
+            close_range(first, fd - 1)?;
         }
-    };
-    if keep >= 3 {
-        close(3, keep - 1);
-        close(keep + 1, i32::MAX);
-    } else {
-        close(3, i32::MAX);
+        first = fd.saturating_add(1);
     }
+    close_range(first, u32::MAX)
+}
+
+fn close_range(first: u32, last: u32) -> Result<(), Errno> {
+    // SAFETY: close_range takes no pointers; closing numbers that inherited
+    // `OwnedFd`s own is sound in a child that `_exit`s (see above).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// Set a signal's disposition back to SIG_DFL. Async-signal-safe.
+pub fn default_signal(sig: Signal) -> Result<(), Errno> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, sigaction};
+    let dfl =
+        SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: SIG_DFL installs no Rust handler, so no handler can observe
+    // inconsistent state.
+    unsafe { sigaction(sig, &dfl) }.map(drop)
 }
 
 /// Current thread's comm name, set for processes the kit creates.

@@ -7,9 +7,13 @@
 //! state (Z or D in /proc), within a bound; it stops at the first fork
 //! failure (EAGAIN at `pids.max`) and says how many it made.
 
+mod fuse;
 mod vfork;
 mod zombie;
 
+pub use fuse::rescue;
+
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -78,6 +82,8 @@ enum Unit {
     Holder(zombie::Holder),
     /// `undead-vfork` in D and its `undead-vstall` child.
     Vfork { holder: Pid, stall: Option<Pid> },
+    /// A FUSE connection and its `undead-fuse` victims.
+    Fuse(fuse::FuseHold),
 }
 
 impl Unit {
@@ -91,6 +97,9 @@ impl Unit {
                 std::iter::once((*holder, "vfork"))
                     .chain(stall.iter().map(|&s| (s, "vfork-stall")))
                     .collect()
+            }
+            Unit::Fuse(hold) => {
+                hold.victims().iter().map(|&v| (v, "fuse")).collect()
             }
         }
     }
@@ -106,6 +115,9 @@ pub struct Kit {
     /// suspended while a child runs on it, so one stack serves all.
     stack: Vec<u8>,
     units: Vec<(Unit, Instant)>,
+    /// Released FUSE connections still answering their victims' last
+    /// requests (the FLUSH of their exit) until every victim is gone.
+    releasing: Vec<fuse::FuseHold>,
     /// `--release-after`: nothing is held longer than this.
     release_after: Option<Duration>,
 }
@@ -115,7 +127,12 @@ const OBSERVE: Duration = Duration::from_secs(3);
 
 impl Kit {
     pub fn new(release_after: Option<Duration>) -> Kit {
-        Kit { stack: vec![0; 64 * 1024], units: Vec::new(), release_after }
+        Kit {
+            stack: vec![0; 64 * 1024],
+            units: Vec::new(),
+            releasing: Vec::new(),
+            release_after,
+        }
     }
 
     pub fn create(&mut self, cmd: &ChaosCmd) -> Created {
@@ -130,14 +147,33 @@ impl Kit {
                 Vec::new(),
                 Some("--outlive applies to --kind fuse only".to_string()),
             ),
-            ChaosCmd::Dstate { kind: Kind::Fuse, .. } => (
-                Vec::new(),
-                Some("dstate --kind fuse is not available yet".to_string()),
-            ),
+            ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive } => {
+                create_fuse(n, outlive)
+            }
         };
-        let pids = units.iter().map(|u| u.procs()[0].0).collect();
+        let pids = units
+            .iter()
+            .flat_map(|u| match u {
+                Unit::Fuse(hold) => hold.victims().to_vec(),
+                other => vec![other.procs()[0].0],
+            })
+            .collect();
         self.units.extend(units.into_iter().map(|u| (u, now)));
-        Created { pids, error, note: None }
+        let note = match *cmd {
+            ChaosCmd::Dstate {
+                kind: Kind::Fuse, outlive: Some(t), ..
+            } => {
+                let (lo, hi) = fuse::outlive_window(t);
+                Some(format!(
+                    "the victims outlive undead; the kernel frees them \
+                     {}-{} s after their request",
+                    lo.as_secs(),
+                    hi.as_secs()
+                ))
+            }
+            _ => None,
+        };
+        Created { pids, error, note }
     }
 
     fn create_zombies(&mut self, n: usize) -> (Vec<Unit>, Option<String>) {
@@ -187,6 +223,34 @@ impl Kit {
         (units, errno.map(|e| shortfall(in_d.len(), n, "vfork holder", e)))
     }
 
+    /// The FUSE descriptors the init's `poll` must watch.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.units
+            .iter()
+            .filter_map(|(u, _)| match u {
+                Unit::Fuse(hold) => Some(hold),
+                _ => None,
+            })
+            .chain(&self.releasing)
+            .filter(|h| h.wants_poll())
+            .map(fuse::FuseHold::fd)
+            .collect()
+    }
+
+    /// Serve readable FUSE requests; drop released connections whose
+    /// victims are all gone. Never blocks.
+    pub fn service(&mut self) {
+        for (unit, _) in &mut self.units {
+            if let Unit::Fuse(hold) = unit {
+                hold.on_readable();
+            }
+        }
+        for hold in &mut self.releasing {
+            hold.on_readable();
+        }
+        self.releasing.retain(|h| !h.is_finished());
+    }
+
     /// Release what `what` names; returns the pids let go. Waits (bounded)
     /// until the released processes are dead, so the caller's drain can
     /// reap them and the reply means "gone".
@@ -203,7 +267,7 @@ impl Kit {
             .into_iter()
             .partition(|(u, _)| take(u));
         self.units = kept;
-        release_units(taken.into_iter().map(|(u, _)| u).collect())
+        self.release_units(taken.into_iter().map(|(u, _)| u).collect())
     }
 
     /// When the next unit reaches `--release-after`.
@@ -219,7 +283,7 @@ impl Kit {
             .into_iter()
             .partition(|(_, since)| *since + after <= now);
         self.units = kept;
-        release_units(taken.into_iter().map(|(u, _)| u).collect())
+        self.release_units(taken.into_iter().map(|(u, _)| u).collect())
     }
 
     pub fn held(&self) -> Vec<HeldProc> {
@@ -261,36 +325,65 @@ fn await_state(pids: Vec<Pid>, state: char) -> Vec<Pid> {
     pids.into_iter().filter(|&p| procfs::state_of(p) == Some(state)).collect()
 }
 
-/// Let the units go: reap held zombies, SIGKILL holders and stalled
-/// children, and wait (at most `OBSERVE`) until they are dead.
-fn release_units(units: Vec<Unit>) -> Vec<Pid> {
-    let mut released = Vec::new();
-    let mut dying = Vec::new();
-    for unit in units {
-        released.extend(unit.procs().iter().map(|(p, _)| *p));
-        match unit {
-            Unit::Zombie(pid) => {
-                reaper::reap_pid(pid, true);
-            }
-            Unit::Holder(h) => {
-                let _ = kill(h.pid, Signal::SIGKILL);
-                dying.push(h.pid);
-            }
-            Unit::Vfork { holder, stall } => {
-                // Killing the stalled child completes the vfork; the
-                // holder then exits by itself. Without it, kill the holder.
-                let _ = kill(stall.unwrap_or(holder), Signal::SIGKILL);
-                dying.push(holder);
+impl Kit {
+    /// Let the units go: reap held zombies, SIGKILL holders and stalled
+    /// children, and wait (at most `OBSERVE`) until they are dead.
+    fn release_units(&mut self, units: Vec<Unit>) -> Vec<Pid> {
+        let mut released = Vec::new();
+        let mut dying = Vec::new();
+        let mut fuse_released = Vec::new();
+        for unit in units {
+            released.extend(unit.procs().iter().map(|(p, _)| *p));
+            match unit {
+                Unit::Zombie(pid) => {
+                    reaper::reap_pid(pid, true);
+                }
+                Unit::Holder(h) => {
+                    let _ = kill(h.pid, Signal::SIGKILL);
+                    dying.push(h.pid);
+                }
+                Unit::Vfork { holder, stall } => {
+                    // Killing the stalled child completes the vfork; the
+                    // holder then exits by itself. Without it, kill the holder.
+                    let _ = kill(stall.unwrap_or(holder), Signal::SIGKILL);
+                    dying.push(holder);
+                }
+                Unit::Fuse(mut hold) => {
+                    hold.release();
+                    fuse_released.push(hold);
+                }
             }
         }
-    }
-    let deadline = Instant::now() + OBSERVE;
-    while Instant::now() < deadline {
-        dying.retain(|&p| !matches!(procfs::state_of(p), None | Some('Z')));
-        if dying.is_empty() {
-            break;
+        let deadline = Instant::now() + OBSERVE;
+        while Instant::now() < deadline {
+            dying
+                .retain(|&p| !matches!(procfs::state_of(p), None | Some('Z')));
+            for hold in &mut fuse_released {
+                hold.on_readable();
+            }
+            fuse_released.retain(|h| !h.is_finished());
+            if dying.is_empty() && fuse_released.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(100));
         }
-        std::thread::sleep(Duration::from_micros(100));
+        self.releasing.extend(fuse_released);
+        released
     }
-    released
+}
+
+/// `dstate N --kind fuse`: one connection, N victims.
+fn create_fuse(
+    n: usize,
+    outlive: Option<Duration>,
+) -> (Vec<Unit>, Option<String>) {
+    match fuse::FuseHold::create(n, outlive) {
+        Ok(hold) => {
+            let error = hold
+                .shortfall()
+                .map(|e| shortfall(hold.victims().len(), n, "fuse victim", e));
+            (vec![Unit::Fuse(hold)], error)
+        }
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    }
 }

@@ -42,7 +42,7 @@ pub fn spawn_vfork_holder(stack: &mut [u8]) -> Result<Pid, nix::Error> {
 /// The holder's side; never returns. Async-signal-safe syscalls only.
 fn run_holder(stack: &mut [u8], parent: Pid) -> ! {
     sys::set_comm(c"undead-vfork");
-    sys::close_fds_except(None);
+    let _ = sys::close_all_except(&mut [0, 1, 2]);
     let _ = prctl::set_pdeathsig(Signal::SIGKILL);
     if unistd::getppid() != parent {
         sys::exit_now(1);

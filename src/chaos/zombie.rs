@@ -15,7 +15,7 @@
 //! as a subreaper, undead's zombies reparent to its own reaper, which reaps
 //! them, and a holder has PR_SET_PDEATHSIG(SIGKILL).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -74,7 +74,7 @@ pub fn spawn_holder(
 /// The holder's side; never returns. Async-signal-safe syscalls only.
 fn run_holder(n: usize, stack: &mut [u8], report: &OwnedFd, parent: Pid) -> ! {
     sys::set_comm(c"undead-zholder");
-    sys::close_fds_except(Some(report.as_fd()));
+    let _ = sys::close_all_except(&mut [0, 1, 2, report.as_raw_fd()]);
     let _ = prctl::set_pdeathsig(Signal::SIGKILL);
     if unistd::getppid() != parent {
         sys::exit_now(1);
