@@ -27,6 +27,7 @@ use crate::error::Error;
 use crate::log::{debug, error, info};
 use crate::procfs;
 use crate::reaper::{self, ChildExit, Policy};
+use crate::report::{self, Recorder};
 use crate::signals;
 use crate::spawn::{self, Group, SpawnPlan};
 use crate::status;
@@ -47,6 +48,8 @@ pub struct Init {
     reaped: u64,
     control: Option<Server>,
     kit: Kit,
+    /// Signals and times for `--report`, when asked for.
+    recorder: Option<Recorder>,
 }
 
 pub fn main(cfg: Config) -> ExitCode {
@@ -63,6 +66,8 @@ pub fn main(cfg: Config) -> ExitCode {
 /// Block signals → become a subreaper unless PID 1 → serve the control
 /// socket → raise what `--zombies`/`--dstate` ask → spawn the child.
 fn setup(cfg: Config) -> Result<Init, Error> {
+    let started = Instant::now();
+    let cfg_report = cfg.report.is_some();
     let (sigfd, child_signals) = signals::block_signals()?;
     let me = unistd::getpid();
     let is_pid1 = me.as_raw() == 1;
@@ -101,6 +106,7 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         reaped: 0,
         control,
         kit,
+        recorder: cfg_report.then(|| Recorder::new(started)),
     })
 }
 
@@ -208,6 +214,9 @@ impl Init {
                 "received {sig}{}",
                 if from_self { " (from undead)" } else { "" }
             );
+            if let Some(rec) = self.recorder.as_mut().filter(|_| !from_self) {
+                rec.signal(sig);
+            }
             actions.push(signals::classify(
                 sig,
                 from_self,
@@ -432,9 +441,30 @@ impl Init {
     /// left when we return; as a subreaper we must do it ourselves, or the
     /// descendants would live on under our own reaper.
     fn finish(mut self, code: u8) -> ExitCode {
-        self.kit.release(&Release::All);
+        let held = self.kit.held();
+        let releasing = Instant::now();
+        let released = self.kit.release(&Release::All);
+        let release_took = releasing.elapsed();
         if let Some(server) = &self.control {
             server.remove();
+        }
+        if let (Some(rec), Some(path)) = (&self.recorder, &self.cfg.report) {
+            let procs = procfs::snapshot();
+            let mine = procfs::descendants(&procs, self.me);
+            let remaining: Vec<procfs::Proc> =
+                procs.into_iter().filter(|p| mine.contains(&p.pid)).collect();
+            let ending = report::Ending {
+                me: self.me,
+                exit_code: code,
+                child: self.child,
+                child_exit: self.child_exit,
+                held: &held,
+                released: &released,
+                release_took,
+                remaining: &remaining,
+                reaped: self.reaped,
+            };
+            report::write(path, &rec.render(&ending));
         }
         if !self.is_pid1 {
             let deadline = Instant::now() + Duration::from_secs(2);

@@ -15,6 +15,7 @@ mod log;
 mod parse;
 mod procfs;
 mod reaper;
+mod report;
 mod signals;
 mod spawn;
 mod status;

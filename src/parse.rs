@@ -67,18 +67,6 @@ pub fn flag(text: &str) -> Result<bool, String> {
     }
 }
 
-/// Print a duration the way users type them.
-pub fn show_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms % 60_000 == 0 && ms > 0 {
-        format!("{}m", ms / 60_000)
-    } else if ms % 1_000 == 0 {
-        format!("{}s", ms / 1_000)
-    } else {
-        format!("{ms}ms")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,9 +81,6 @@ mod tests {
         for bad in ["", "s", "5x", "-1s", "1.5s", "99999999999999999999h"] {
             assert!(duration(bad).is_err(), "{bad}");
         }
-        assert_eq!(show_duration(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(show_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(show_duration(Duration::from_secs(3)), "3s");
     }
 
     #[test]

@@ -188,7 +188,7 @@ pub fn vfork_stall(
     // borrowed stack and closure stay valid and unshared.
     unsafe {
         nix::sched::clone(
-            Box::new(move || stall()),
+            Box::new(stall),
             stack,
             flags,
             Some(libc::SIGCHLD),
