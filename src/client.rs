@@ -7,7 +7,6 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
@@ -229,7 +228,7 @@ pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
     }
 }
 
-pub fn main(verb: Verb) -> ExitCode {
+pub fn main(verb: Verb) -> u8 {
     let result = match verb {
         Verb::Send { request, control, print } => {
             ask(&control, &request, REPLY_TIMEOUT)
@@ -245,10 +244,10 @@ pub fn main(verb: Verb) -> ExitCode {
         Verb::Rescue { dry_run } => rescue(dry_run),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             crate::log::error!("{e}");
-            ExitCode::from(e.exit_code())
+            e.exit_code()
         }
     }
 }
@@ -292,11 +291,11 @@ fn show(reply: &Value, print: Print) -> Result<(), Error> {
             .filter_map(Value::as_u64)
     };
     match print {
-        Print::Pids => pids("pids").for_each(|p| println!("{p}")),
+        Print::Pids => pids("pids").for_each(|p| crate::log::out!("{p}")),
         Print::Released => {
-            println!("released {} processes", pids("released").count())
+            crate::log::out!("released {} processes", pids("released").count())
         }
-        Print::Status { json: true } => println!("{}", render(reply)),
+        Print::Status { json: true } => crate::log::out!("{}", render(reply)),
         Print::Status { json: false } => print_status(reply),
     }
     if let Some(note) = reply.get("note").and_then(Value::as_str) {
@@ -319,8 +318,8 @@ fn print_status(s: &Value) {
         v.and_then(Value::as_u64).map_or("-".to_string(), |n| n.to_string())
     };
     let child = s.get("child");
-    println!("undead pid {}", num(s.get("pid")));
-    println!(
+    crate::log::out!("undead pid {}", num(s.get("pid")));
+    crate::log::out!(
         "child pid {} {}",
         num(child.and_then(|c| c.get("pid"))),
         child
@@ -328,19 +327,19 @@ fn print_status(s: &Value) {
             .and_then(Value::as_str)
             .unwrap_or("?")
     );
-    println!(
+    crate::log::out!(
         "withholding {}",
         matches!(s.get("withholding"), Some(Value::Bool(true)))
     );
-    println!("reaped {}", num(s.get("reaped")));
+    crate::log::out!("reaped {}", num(s.get("reaped")));
     let seen = s.get("seen");
-    println!(
+    crate::log::out!(
         "seen {} zombies, {} in D",
         num(seen.and_then(|v| v.get("zombies"))),
         num(seen.and_then(|v| v.get("dstate")))
     );
     for h in s.get("held").map(Value::as_array).unwrap_or(&[]) {
-        println!(
+        crate::log::out!(
             "held {} {} for {}ms",
             num(h.get("pid")),
             h.get("kind").and_then(Value::as_str).unwrap_or("?"),
@@ -453,14 +452,17 @@ fn ps(json_out: bool, control: &str) {
                 )
             })
             .collect();
-        println!("[{}]", items.join(","));
+        crate::log::out!("[{}]", items.join(","));
     } else {
-        println!(
+        crate::log::out!(
             "{:>7} {:>7} S {:<16} {:<24} HELD",
-            "PID", "PPID", "COMMAND", "WCHAN"
+            "PID",
+            "PPID",
+            "COMMAND",
+            "WCHAN"
         );
         for (p, wchan, kind) in &rows {
-            println!(
+            crate::log::out!(
                 "{:>7} {:>7} {} {:<16} {:<24} {}",
                 p.pid,
                 p.ppid,
@@ -478,8 +480,8 @@ fn rescue(dry_run: bool) -> Result<(), Error> {
     let items = crate::chaos::rescue(dry_run)
         .map_err(|e| Error::Failed(e.to_string()))?;
     if items.is_empty() {
-        println!("no fuse connection of undead found");
+        crate::log::out!("no fuse connection of undead found");
     }
-    items.iter().for_each(|item| println!("{item}"));
+    items.iter().for_each(|item| crate::log::out!("{item}"));
     Ok(())
 }

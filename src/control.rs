@@ -198,7 +198,13 @@ fn read_request(conn: &mut Conn, now: Instant) -> Progress {
                 }
                 return Progress::Waiting;
             }
-            Err(e) => return Progress::Fail(format!("read failed: {e}")),
+            Err(e) => {
+                let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
+                return Progress::Fail(format!(
+                    "read failed: {}",
+                    errno.desc()
+                ));
+            }
         }
         if conn.buf.len() > MAX_REQUEST {
             return Progress::Fail(format!(

@@ -9,7 +9,6 @@
 //! and the loop goes on.
 
 use std::os::fd::AsFd;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -52,13 +51,13 @@ pub struct Init {
     recorder: Option<Recorder>,
 }
 
-pub fn main(cfg: Config) -> ExitCode {
+pub fn main(cfg: Config) -> u8 {
     crate::log::configure(cfg.verbosity, cfg.log_json);
     match setup(cfg) {
         Ok(init) => init.run(),
         Err(e) => {
             error!("{e}");
-            ExitCode::from(e.exit_code())
+            e.exit_code()
         }
     }
 }
@@ -175,7 +174,7 @@ fn become_subreaper(insist: bool, is_pid1: bool) -> Result<(), Error> {
 
 impl Init {
     /// The loop. Returns undead's exit code; never fails.
-    pub fn run(mut self) -> ExitCode {
+    pub fn run(mut self) -> u8 {
         loop {
             let timeout = self.next_deadline();
             for action in self.wait_for_events(timeout) {
@@ -440,7 +439,7 @@ impl Init {
     /// Leave nothing behind, then exit. As PID 1 the kernel kills what is
     /// left when we return; as a subreaper we must do it ourselves, or the
     /// descendants would live on under our own reaper.
-    fn finish(mut self, code: u8) -> ExitCode {
+    fn finish(mut self, code: u8) -> u8 {
         let held = self.kit.held();
         let releasing = Instant::now();
         let released = self.kit.release(&Release::All);
@@ -475,6 +474,6 @@ impl Init {
             }
         }
         info!("exiting with {code}");
-        ExitCode::from(code)
+        code
     }
 }

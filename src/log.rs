@@ -37,10 +37,22 @@ pub fn write(level: u8, msg: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// A line of a verb's output on stdout. Unlike `println!`, a closed pipe
+/// is not a panic (`undead ps | head` is fine) and no io::Error is
+/// formatted.
+pub fn write_out(text: &str) {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+}
+
 /// An error or warning: always shown.
 macro_rules! error { ($($t:tt)*) => { $crate::log::write(0, format_args!($($t)*)) } }
 /// `-v`: what undead does.
 macro_rules! info { ($($t:tt)*) => { $crate::log::write(1, format_args!($($t)*)) } }
 /// `-vv`: every signal and reap.
 macro_rules! debug { ($($t:tt)*) => { $crate::log::write(2, format_args!($($t)*)) } }
-pub(crate) use {debug, error, info};
+/// A line on stdout, like `println!` but never panicking.
+macro_rules! out { ($($t:tt)*) => { $crate::log::write_out(&format!($($t)*)) } }
+pub(crate) use {debug, error, info, out};

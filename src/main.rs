@@ -1,7 +1,14 @@
 //! undead: a tiny init for containers that, on request, raises the undead.
 //!
-//! `main` only parses the command line and hands over: init mode to
+//! `run` only parses the command line and hands over: init mode to
 //! `init`, client verbs to `client`.
+//!
+//! `no_main`: the C `main` in `sys.rs` calls `run` directly, bypassing
+//! Rust's runtime start-up, which would set SIGPIPE to SIG_IGN in undead
+//! (and SIG_IGN survives `execve(2)`, so every child would inherit it) and
+//! link glibc's scanf family for its stack-guard probe. std still works:
+//! glibc hands argv to std through `.init_array`.
+#![no_main]
 
 mod action;
 mod chaos;
@@ -21,24 +28,19 @@ mod spawn;
 mod status;
 mod sys;
 
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
+/// The whole program; returns the exit code.
+fn run() -> u8 {
     let argv: Vec<String> = std::env::args().collect();
     match cli::parse(&argv) {
         Ok(cli::Invocation::Init(cfg)) => init::main(cfg),
         Ok(cli::Invocation::Client(verb)) => client::main(verb),
-        Ok(cli::Invocation::Print(text)) => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(error::Error::Help(text)) => {
-            println!("{text}");
-            ExitCode::SUCCESS
+        Ok(cli::Invocation::Print(text)) | Err(error::Error::Help(text)) => {
+            log::out!("{text}");
+            0
         }
         Err(e) => {
             log::error!("{e}");
-            ExitCode::from(e.exit_code())
+            e.exit_code()
         }
     }
 }

@@ -155,6 +155,7 @@ pub fn write(path: &str, text: &str) {
         std::fs::write(path, format!("{text}\n"))
     };
     if let Err(e) = result {
-        crate::log::error!("cannot write report {path}: {e}");
+        let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+        crate::log::error!("cannot write report {path}: {}", errno.desc());
     }
 }

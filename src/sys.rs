@@ -6,12 +6,21 @@
 //! functions marked "async-signal-safe" are the ones a forked child may call
 //! before `execve`/`_exit`: they neither allocate nor take locks.
 
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, CString, c_char, c_int};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{ForkResult, Pid};
+
+/// The process entry point, called by glibc's `__libc_start_main`
+/// (`main.rs` is `no_main`). Returning from it runs `exit(3)`.
+// SAFETY: exactly one symbol named `main` exists in the program: the
+// crate is `no_main`, so Rust emits no `main` of its own.
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    c_int::from(crate::run())
+}
 
 /// fork(2). The caller's child must stay async-signal-safe until it
 /// execs or `_exit`s.
@@ -187,11 +196,6 @@ pub fn vfork_stall(
     // returns into our frames; CLONE_VFORK suspends us while it runs, so the
     // borrowed stack and closure stay valid and unshared.
     unsafe {
-        nix::sched::clone(
-            Box::new(stall),
-            stack,
-            flags,
-            Some(libc::SIGCHLD),
-        )
+        nix::sched::clone(Box::new(stall), stack, flags, Some(libc::SIGCHLD))
     }
 }
