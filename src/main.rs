@@ -8,7 +8,8 @@
 //! (and SIG_IGN survives `execve(2)`, so every child would inherit it) and
 //! link glibc's scanf family for its stack-guard probe. std still works:
 //! glibc hands argv to std through `.init_array`.
-#![no_main]
+// The unit-test harness brings its own `main`.
+#![cfg_attr(not(test), no_main)]
 
 mod action;
 mod chaos;
@@ -29,6 +30,7 @@ mod status;
 mod sys;
 
 /// The whole program; returns the exit code.
+#[cfg_attr(test, allow(dead_code))]
 fn run() -> u8 {
     let argv: Vec<String> = std::env::args().collect();
     match cli::parse(&argv) {

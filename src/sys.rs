@@ -17,6 +17,7 @@ use nix::unistd::{ForkResult, Pid};
 /// (`main.rs` is `no_main`). Returning from it runs `exit(3)`.
 // SAFETY: exactly one symbol named `main` exists in the program: the
 // crate is `no_main`, so Rust emits no `main` of its own.
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     c_int::from(crate::run())
