@@ -6,7 +6,7 @@
 //! functions marked "async-signal-safe" are the ones a forked child may call
 //! before `execve`/`_exit`: they neither allocate nor take locks.
 
-use std::ffi::{CStr, CString, c_char, c_int};
+use std::ffi::{CStr, CString, c_char};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use nix::errno::Errno;
@@ -19,8 +19,11 @@ use nix::unistd::{ForkResult, Pid};
 // crate is `no_main`, so Rust emits no `main` of its own.
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
-pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
-    c_int::from(crate::run())
+pub extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const c_char,
+) -> std::ffi::c_int {
+    std::ffi::c_int::from(crate::run())
 }
 
 /// fork(2). The caller's child must stay async-signal-safe until it
