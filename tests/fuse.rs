@@ -404,6 +404,9 @@ fn victims_are_d_before_any_signal() {
         // No mount in undead's (or the host's) mount table.
         let own = fs::read_to_string(format!("/proc/{}/mountinfo", f.pid));
         assert!(!own.unwrap().contains("fuse.undead"), "{}", f.context());
+        let out = f.ctl(&["release", "all"]);
+        assert_eq!(out.out.trim(), format!("released {n} processes"));
+        assert!(gone_within(&made, T).is_some(), "{}", f.context());
     }
 }
 
