@@ -31,8 +31,9 @@ const STAY: Duration = Duration::from_secs(2);
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// One fuse test at a time (`rescue` is host-wide); a failed test must not
-/// poison the others.
-fn serial() -> MutexGuard<'static, ()> {
+/// poison the others. Other modules that raise fuse victims (docker) can
+/// hold it too.
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
