@@ -6,3 +6,6 @@ mod common;
 
 /// The init core: exit codes, signals, reaping, stdio/argv/env, TTY.
 mod init;
+
+/// The undead kit II: SIGKILL-immune D state over undead's own FUSE server.
+mod fuse;
