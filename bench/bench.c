@@ -15,6 +15,8 @@
  *     h-pause [FIFO]                         sleep forever
  * MODE is "pid1" (the init is PID 1 of a fresh PID namespace) or "sub" (same namespace, the driver
  * is a child subreaper so nothing escapes to the host's init); a "-pin" suffix pins everything to CPU 0.
+ * pid1 also gives the init a private mount namespace with a fresh /proc (as in a container); a
+ * "-host" suffix (after "-pin" if both) keeps the host's mount namespace and /proc.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -59,13 +62,24 @@ static void sleep_ns(long ns)
 		;
 }
 
+/* With a fresh PID namespace, also a private mount namespace with its own /proc, as a container
+ * has (an init that reads /proc must see its own namespace). Set by the "-host" mode suffix off. */
+static int fresh_proc = 1;
+
 /* fork(), or fork into a new PID namespace; the child execs argv. */
 static pid_t spawn(int newpid, char **argv)
 {
-	pid_t p = (pid_t)syscall(SYS_clone, (newpid ? CLONE_NEWPID : 0) | SIGCHLD, 0, 0, 0, 0);
+	int flags = newpid ? CLONE_NEWPID | (fresh_proc ? CLONE_NEWNS : 0) : 0;
+	pid_t p = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
 	if (p < 0)
 		die("clone");
 	if (p == 0) {
+		if (newpid && fresh_proc &&
+		    (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)) {
+			perror("bench: mount /proc");
+			_exit(126);
+		}
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -177,15 +191,22 @@ static void kill_all_and_reap(void)
 static int parse_mode(const char *m)
 {
 	size_t l = strlen(m);
+	static char base[16];
+	if (l > 5 && !strcmp(m + l - 5, "-host")) {
+		fresh_proc = 0;
+		snprintf(base, sizeof base, "%.*s", (int)(l - 5), m);
+		m = base;
+		l -= 5;
+	}
 	if (l > 4 && !strcmp(m + l - 4, "-pin")) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
 		CPU_SET(0, &set);
 		if (sched_setaffinity(0, sizeof set, &set) < 0)
 			die("sched_setaffinity");
-		static char base[16];
-		snprintf(base, sizeof base, "%.*s", (int)(l - 4), m);
-		m = base;
+		static char base2[16];
+		snprintf(base2, sizeof base2, "%.*s", (int)(l - 4), m);
+		m = base2;
 	}
 	if (!strcmp(m, "pid1"))
 		return 1;

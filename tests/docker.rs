@@ -166,6 +166,10 @@ fn engine_or_skip(test: &str) -> bool {
         );
         if ran.ok() { Ok(()) } else { Err(ran.both().trim().to_owned()) }
     });
+    if !Path::new(BUSYBOX).exists() {
+        eprintln!("skipping {test}: {BUSYBOX} missing (apt-get install busybox-static)");
+        return false;
+    }
     match info {
         Ok(()) => true,
         Err(why) => {
@@ -466,11 +470,8 @@ fn abort_stuck_fuse(victims: &[i32]) {
         else {
             continue;
         };
-        for line in mountinfo.lines().filter(|l| l.contains(" - fuse")) {
-            let dev = line.split_whitespace().nth(2).unwrap_or("");
-            if let Some(("0", minor)) = dev.split_once(':') {
-                let _ = fs::write(ctl.join(minor).join("abort"), "1");
-            }
+        for conn in undead_fuse_connections(&mountinfo) {
+            let _ = fs::write(ctl.join(conn).join("abort"), "1");
         }
     }
     if mounted && !mounted_here {
@@ -489,6 +490,40 @@ fn abort_stuck_fuse(victims: &[i32]) {
     if gone.is_none() {
         eprintln!("cleanup: victims {stuck:?} still in D after the abort");
     }
+}
+
+/// The fusectl connection names (the minor of the mount's `0:N` device) of
+/// undead's own FUSE mounts in a mountinfo: filesystem type `fuse*` with
+/// "undead" in its type or source. Never another FUSE filesystem: here the
+/// container's root itself is a fuse-overlayfs mount.
+fn undead_fuse_connections(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (mount, fs) = line.split_once(" - ")?;
+            let mut fs = fs.split_whitespace();
+            let (fstype, source) = (fs.next()?, fs.next().unwrap_or(""));
+            let ours = fstype.starts_with("fuse")
+                && (fstype.contains("undead") || source.contains("undead"));
+            let dev = mount.split_whitespace().nth(2)?;
+            match dev.split_once(':') {
+                Some(("0", minor)) if ours => Some(minor.to_owned()),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn cleanup_aborts_only_undead_fuse_connections() {
+    let mountinfo = "\
+162 136 0:41 / / rw,nodev,noatime master:2 - fuse.fuse-overlayfs \
+fuse-overlayfs rw,user_id=0,group_id=0,default_permissions,allow_other
+300 162 0:77 / /tmp/x rw,nosuid,nodev - fuse.undead undead rw,user_id=0
+301 162 0:78 / /tmp/y rw - fuse undead-fuse rw,user_id=0
+302 162 0:79 / /tmp/z rw - fuse sshfs rw,user_id=0
+";
+    assert_eq!(undead_fuse_connections(mountinfo), ["77", "78"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -969,8 +1004,8 @@ fn docker_exec_verbs_inside_container() {
 
 /// `--pids-limit 20` and `zombie 50`: undead says how many it made and why it
 /// stopped, keeps running, and `docker stop` still works. The cgroup is full
-/// of zombies, so `docker exec` itself may fail: the count is read from the
-/// host's /proc.
+/// of zombies, and anything that forks in it can fail: the count is read
+/// from the host's /proc, not through `docker exec`.
 #[test]
 fn docker_pids_limit_zombie_storm() {
     if !engine_or_skip("docker_pids_limit_zombie_storm") {
@@ -1070,6 +1105,8 @@ fn docker_kill_with_immune_dstate_is_fast_by_default() {
     if !engine_or_skip("docker_kill_with_immune_dstate_is_fast_by_default") {
         return;
     }
+    // rescue in the fuse module aborts every undead connection: serialise.
+    let _serial = crate::fuse::serial();
     let mut cl = Cleanup::default();
     let img = cl.test_image();
     let (c, victims, _) = raise_fuse_victims(&mut cl, &img, &[]);
@@ -1111,6 +1148,8 @@ fn docker_kill_with_outliving_dstate_gives_up_then_container_exits() {
     ) {
         return;
     }
+    // rescue in the fuse module aborts every undead connection: serialise.
+    let _serial = crate::fuse::serial();
     let mut cl = Cleanup::default();
     let img = cl.test_image();
     let (c, victims, since) =
@@ -1256,6 +1295,22 @@ fn docker_user_image_and_multistage_recipe() {
     let c = cl.container("recipe");
     docker(&["run", "--name", &c, &app]);
     assert_eq!(exit_code(&c), 7);
+
+    // docker/examples/Dockerfile.demo, the image the k8s manifests run: the
+    // same recipe from an image called `undead`, here this test's own.
+    let demo_file = Path::new(REPO).join("docker/examples/Dockerfile.demo");
+    let demo = fs::read_to_string(&demo_file).expect("Dockerfile.demo");
+    let from = "COPY --from=undead /undead /undead\n";
+    assert!(demo.contains(from), "Dockerfile.demo copies from `undead`");
+    let demo =
+        demo.replace(from, &format!("COPY --from={user} /undead /undead\n"));
+    let demo_img = cl.image("demo", &demo, &[("busybox", BUSYBOX)]);
+    let d = cl.container("demo");
+    docker_ok(&["run", "-d", "--name", &d, &demo_img]);
+    wait_for_undead(&d);
+    let took = stop(&d);
+    assert_eq!(exit_code(&d), 143, "the demo's CMD is a sleep under undead");
+    assert!(took < STOP_FAST, "docker stop took {took:?}");
 }
 
 /// Configuration by environment, as the k8s manifests use it; a flag wins
