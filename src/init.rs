@@ -87,7 +87,7 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         signals: &child_signals,
     };
     let child = spawn::spawn_child(&plan)?;
-    info!("started child {child}: {:?}", cfg.command);
+    info!("started child {child}: {}", cfg.command.join(" "));
     let now = Instant::now();
     Ok(Init {
         policy: match cfg.withhold {
@@ -147,7 +147,7 @@ fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
         if let Some(why) = made.error {
             return Err(Error::Chaos(why));
         }
-        info!("holding {n}: {:?}", made.pids);
+        info!("holding {n}: pids {}", crate::log::pids(&made.pids));
     }
     Ok(())
 }
@@ -261,7 +261,7 @@ impl Init {
 
     fn raise(&mut self, cmd: &ChaosCmd) -> String {
         let made = self.kit.create(cmd);
-        info!("raised {cmd:?}: {:?}", made.pids);
+        info!("raised {cmd:?}: pids {}", crate::log::pids(&made.pids));
         let pids = made.pids.iter().map(Pid::to_string).collect::<Vec<_>>();
         let note = made.note.map_or(String::new(), |n| {
             format!(",\"note\":{}", crate::json::string(&n))
@@ -293,7 +293,7 @@ impl Init {
         self.reap_zombies();
         released.sort();
         released.dedup();
-        info!("released {released:?}");
+        info!("released pids {}", crate::log::pids(&released));
         let pids = released.iter().map(Pid::to_string).collect::<Vec<_>>();
         format!("{{\"ok\":true,\"released\":[{}]}}", pids.join(","))
     }
@@ -320,7 +320,7 @@ impl Init {
 
     fn account(&mut self, drained: reaper::Drained) {
         if let Some(exit) = drained.child {
-            info!("child {} exited: {exit:?}", self.child);
+            info!("child {} {exit}", self.child);
             self.child_exit = Some(exit);
             if self.cfg.wait_all {
                 self.start_grace();
@@ -393,7 +393,10 @@ impl Init {
         }
         if self.kit.next_expiry().is_some_and(|at| at <= now) {
             let released = self.kit.release_expired(now);
-            info!("--release-after: released {released:?}");
+            info!(
+                "--release-after: released pids {}",
+                crate::log::pids(&released)
+            );
             self.end_withholding();
             self.reap_zombies();
         }

@@ -47,6 +47,12 @@ pub fn write_out(text: &str) {
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
 
+/// Pids as `2 3 4` for log lines.
+pub fn pids(pids: &[nix::unistd::Pid]) -> String {
+    let text: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    text.join(" ")
+}
+
 /// An error or warning: always shown.
 macro_rules! error { ($($t:tt)*) => { $crate::log::write(0, format_args!($($t)*)) } }
 /// `-v`: what undead does.

@@ -23,6 +23,15 @@ pub enum ChildExit {
     Signal(Signal),
 }
 
+impl std::fmt::Display for ChildExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildExit::Code(c) => write!(f, "exited with {c}"),
+            ChildExit::Signal(s) => write!(f, "was killed by {s}"),
+        }
+    }
+}
+
 impl ChildExit {
     /// sh's convention: the code itself, or 128+N for signal N.
     pub fn code(self) -> u8 {
