@@ -188,27 +188,56 @@ impl Init {
     }
 
     /// Block until something happens; the only blocking call of the loop.
-    /// Signals become actions here; control requests are answered here.
+    /// Each source is served only when `poll` says it is ready, so a
+    /// forwarded signal costs one `poll`, one signalfd read and one `kill`.
     fn wait_for_events(&mut self, timeout: PollTimeout) -> Vec<Action> {
         let control_fds =
             self.control.as_ref().map(Server::fds).unwrap_or_default();
+        let n_control = control_fds.len();
         let mut fds: Vec<PollFd> = std::iter::once(self.sigfd.as_fd())
             .chain(control_fds)
             .chain(self.kit.fds())
             .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
             .collect();
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => error!("poll failed: {}", e.desc()),
-        }
+        let timed_out = match poll(&mut fds, timeout) {
+            Ok(n) => n == 0,
+            Err(Errno::EINTR) => false,
+            Err(e) => {
+                error!("poll failed: {}", e.desc());
+                false
+            }
+        };
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        let signals = ready(&fds[0]);
+        let control = fds[1..=n_control].iter().any(ready);
+        let kit = fds[n_control + 1..].iter().any(ready);
         drop(fds);
-        let mut actions = vec![Action::Reap];
-        while let Ok(Some(info)) = self.sigfd.read_signal() {
-            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
-                info!("dropped real-time signal {}", info.ssi_signo);
-                continue;
+        let mut actions = Vec::new();
+        if signals {
+            self.read_signals(&mut actions);
+        }
+        // A victim's exit (SIGCHLD) may finish a released FUSE connection.
+        if kit || signals {
+            self.kit.service();
+        }
+        // On a timeout, stalled clients may have reached their deadline.
+        if control || timed_out {
+            self.serve_requests();
+        }
+        actions
+    }
+
+    /// Drain the signalfd into actions.
+    fn read_signals(&mut self, actions: &mut Vec<Action>) {
+        for got in signals::read_pending(&self.sigfd) {
+            let sig = match got.signal {
+                Ok(sig) => sig,
+                Err(n) => {
+                    info!("dropped real-time signal {n}");
+                    continue;
+                }
             };
-            let from_self = info.ssi_pid == self.me.as_raw() as u32;
+            let from_self = got.sender == self.me.as_raw() as u32;
             debug!(
                 "received {sig}{}",
                 if from_self { " (from undead)" } else { "" }
@@ -222,9 +251,6 @@ impl Init {
                 &self.cfg.rewrites,
             ));
         }
-        self.kit.service();
-        self.serve_requests();
-        actions
     }
 
     /// Execute each complete control request and reply to it.
@@ -415,7 +441,7 @@ impl Init {
             let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
             return 0;
         }
-        let left = procfs::descendants(&procfs::snapshot(), self.me);
+        let left = procfs::descendants_of(self.me);
         for &pid in &left {
             let _ = kill(pid, Signal::SIGKILL);
         }
@@ -434,9 +460,7 @@ impl Init {
     /// Descendants other than what the kit holds (released at exit).
     fn has_descendants(&self) -> bool {
         let held: Vec<Pid> = self.kit.held().iter().map(|h| h.pid).collect();
-        procfs::descendants(&procfs::snapshot(), self.me)
-            .iter()
-            .any(|p| !held.contains(p))
+        procfs::descendants_of(self.me).iter().any(|p| !held.contains(p))
     }
 
     /// Leave nothing behind, then exit. As PID 1 the kernel kills what is
@@ -451,10 +475,10 @@ impl Init {
             server.remove();
         }
         if let (Some(rec), Some(path)) = (&self.recorder, &self.cfg.report) {
-            let procs = procfs::snapshot();
-            let mine = procfs::descendants(&procs, self.me);
-            let remaining: Vec<procfs::Proc> =
-                procs.into_iter().filter(|p| mine.contains(&p.pid)).collect();
+            let remaining: Vec<procfs::Proc> = procfs::descendants_of(self.me)
+                .into_iter()
+                .filter_map(procfs::read_proc)
+                .collect();
             let ending = report::Ending {
                 me: self.me,
                 exit_code: code,

@@ -72,6 +72,41 @@ pub fn snapshot() -> Vec<Proc> {
     procs
 }
 
+/// The direct children of `pid`, from `/proc/PID/task/TID/children`
+/// (CONFIG_PROC_CHILDREN); `None` if the kernel does not provide it.
+pub fn children(pid: Pid) -> Option<Vec<Pid>> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let text = fs::read_to_string(task.path().join("children")).ok()?;
+        out.extend(
+            text.split_ascii_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .map(Pid::from_raw),
+        );
+    }
+    Some(out)
+}
+
+/// All descendants of `root`, walking the children files: cheap when
+/// `root` has few descendants on a busy host. Falls back to a full scan.
+pub fn descendants_of(root: Pid) -> Vec<Pid> {
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        match children(found[i]) {
+            Some(kids) => found.extend(kids),
+            // A process that exited since is simply skipped; a kernel
+            // without children files needs the full scan.
+            None if i == 0 => return descendants(&snapshot(), root),
+            None => {}
+        }
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
 /// All descendants of `root` in a snapshot (children, their children …),
 /// excluding `root`. Pure.
 pub fn descendants(procs: &[Proc], root: Pid) -> Vec<Pid> {

@@ -56,6 +56,54 @@ pub fn block_signals() -> Result<(SignalFd, ChildSignalState), Error> {
     Ok((fd, ChildSignalState { inherited_mask }))
 }
 
+/// One signal read from the signalfd: its number and sender.
+pub struct Received {
+    /// `Err(n)` for a real-time signal, which nix's `Signal` cannot name.
+    pub signal: Result<Signal, u32>,
+    pub sender: u32,
+}
+
+/// Size of `struct signalfd_siginfo` (`signalfd(2)`).
+const SIGINFO: usize = 128;
+/// Signals read per read(2).
+const BATCH: usize = 16;
+
+/// Read the pending signals, up to `BATCH` `signalfd_siginfo` records per
+/// read(2); a short read means the queue is empty, which saves the usual
+/// trailing EAGAIN read on the forwarding path.
+pub fn read_pending(fd: &SignalFd) -> Vec<Received> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; SIGINFO * BATCH];
+    loop {
+        let n = match nix::unistd::read(fd, &mut buf) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return out,
+        };
+        out.extend(buf[..n].chunks_exact(SIGINFO).map(parse_siginfo));
+        if n < buf.len() {
+            return out;
+        }
+    }
+}
+
+/// `ssi_signo` (u32 at 0) and `ssi_pid` (u32 at 12). Pure.
+fn parse_siginfo(rec: &[u8]) -> Received {
+    let u32_at = |at: usize| {
+        rec.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_ne_bytes)
+    };
+    let signo = u32_at(0);
+    Received {
+        signal: i32::try_from(signo)
+            .ok()
+            .and_then(|n| Signal::try_from(n).ok())
+            .ok_or(signo),
+        sender: u32_at(12),
+    }
+}
+
 /// Restore in the (forked, not yet exec'd) child the mask undead found.
 /// Async-signal-safe.
 pub fn restore_signal_state(state: &ChildSignalState) {
@@ -117,6 +165,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn siginfo_records() {
+        let mut rec = [0u8; SIGINFO];
+        rec[0..4].copy_from_slice(&15u32.to_ne_bytes());
+        rec[12..16].copy_from_slice(&42u32.to_ne_bytes());
+        let r = parse_siginfo(&rec);
+        assert_eq!(r.signal, Ok(Signal::SIGTERM));
+        assert_eq!(r.sender, 42);
+        rec[0..4].copy_from_slice(&40u32.to_ne_bytes());
+        assert_eq!(parse_siginfo(&rec).signal, Err(40));
     }
 
     #[test]

@@ -558,9 +558,11 @@ fn outlive_is_bounded_by_the_kernel() {
         ms(returned)
     );
     // max(3 s, 15 s) .. +15 s (the kernel's check period) from the
-    // request, which was made between t0 and `returned`.
+    // request, which was made between t0 and `returned`; the check runs
+    // from a delayed work item, seen up to 0.1 s late (30.1 s once), so
+    // allow a second of slack over the window's upper edge.
     assert!(gone >= Duration::from_secs(15) - returned, "{gone:?}");
-    assert!(gone <= Duration::from_secs(30), "{gone:?}");
+    assert!(gone <= Duration::from_secs(31), "{gone:?}");
 }
 
 #[test]

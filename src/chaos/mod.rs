@@ -113,6 +113,7 @@ impl Unit {
 pub struct Kit {
     /// Stack for clone(CLONE_VM | CLONE_VFORK) children; the parent is
     /// suspended while a child runs on it, so one stack serves all.
+    /// Allocated on first use, so a plain init does not carry it.
     stack: Vec<u8>,
     units: Vec<(Unit, Instant)>,
     /// Released FUSE connections still answering their victims' last
@@ -122,13 +123,15 @@ pub struct Kit {
     release_after: Option<Duration>,
 }
 
+const STACK_SIZE: usize = 64 * 1024;
+
 /// How long creation may take to become observable.
 const OBSERVE: Duration = Duration::from_secs(3);
 
 impl Kit {
     pub fn new(release_after: Option<Duration>) -> Kit {
         Kit {
-            stack: vec![0; 64 * 1024],
+            stack: Vec::new(),
             units: Vec::new(),
             releasing: Vec::new(),
             release_after,
@@ -137,6 +140,9 @@ impl Kit {
 
     pub fn create(&mut self, cmd: &ChaosCmd) -> Created {
         let now = Instant::now();
+        if self.stack.is_empty() {
+            self.stack = vec![0; STACK_SIZE];
+        }
         let (units, error) = match *cmd {
             ChaosCmd::Zombies { n, holder: false } => self.create_zombies(n),
             ChaosCmd::Zombies { n, holder: true } => self.create_holder(n),
