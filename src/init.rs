@@ -23,6 +23,7 @@ use crate::chaos::{ChaosCmd, Kit, Release};
 use crate::cli::Config;
 use crate::control::{self, Server};
 use crate::error::Error;
+use crate::guard::{self, Guard};
 use crate::log::{debug, error, info};
 use crate::procfs;
 use crate::reaper::{self, ChildExit, Policy};
@@ -49,6 +50,8 @@ pub struct Init {
     kit: Kit,
     /// Signals and times for `--report`, when asked for.
     recorder: Option<Recorder>,
+    /// Subreaper mode: kills the child's group if undead is SIGKILLed.
+    guard: Option<Guard>,
 }
 
 pub fn main(cfg: Config) -> u8 {
@@ -87,6 +90,16 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         signals: &child_signals,
     };
     let child = spawn::spawn_child(&plan)?;
+    // As PID 1 the kernel kills the namespace when undead dies.
+    let guard = if is_pid1 {
+        None
+    } else {
+        guard::spawn_guard(child)
+            .inspect_err(|e| {
+                error!("failed to start undead-guard: {}", e.desc())
+            })
+            .ok()
+    };
     info!("started child {child}: {}", cfg.command.join(" "));
     let now = Instant::now();
     Ok(Init {
@@ -106,6 +119,7 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         control,
         kit,
         recorder: cfg_report.then(|| Recorder::new(started)),
+        guard,
     })
 }
 
@@ -353,7 +367,7 @@ impl Init {
             }
         }
         for pid in &drained.others {
-            if self.cfg.warn_reap {
+            if self.cfg.warn_reap && Some(*pid) != self.guard_pid() {
                 error!("reaped zombie process {pid}, which is not the child");
             }
             debug!("reaped {pid}");
@@ -457,10 +471,17 @@ impl Init {
         Some(reaper::remap(exit.code(), &self.cfg.remap_exit))
     }
 
-    /// Descendants other than what the kit holds (released at exit).
+    /// Descendants other than what the kit holds (released at exit) and
+    /// the guard.
     fn has_descendants(&self) -> bool {
         let held: Vec<Pid> = self.kit.held().iter().map(|h| h.pid).collect();
-        procfs::descendants_of(self.me).iter().any(|p| !held.contains(p))
+        procfs::descendants_of(self.me)
+            .iter()
+            .any(|p| !held.contains(p) && Some(*p) != self.guard_pid())
+    }
+
+    fn guard_pid(&self) -> Option<Pid> {
+        self.guard.as_ref().map(|g| g.pid)
     }
 
     /// Leave nothing behind, then exit. As PID 1 the kernel kills what is
@@ -477,6 +498,7 @@ impl Init {
         if let (Some(rec), Some(path)) = (&self.recorder, &self.cfg.report) {
             let remaining: Vec<procfs::Proc> = procfs::descendants_of(self.me)
                 .into_iter()
+                .filter(|p| Some(*p) != self.guard_pid())
                 .filter_map(procfs::read_proc)
                 .collect();
             let ending = report::Ending {

@@ -17,6 +17,7 @@ mod cli;
 mod client;
 mod control;
 mod error;
+mod guard;
 mod init;
 mod json;
 mod log;

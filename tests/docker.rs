@@ -167,7 +167,9 @@ fn engine_or_skip(test: &str) -> bool {
         if ran.ok() { Ok(()) } else { Err(ran.both().trim().to_owned()) }
     });
     if !Path::new(BUSYBOX).exists() {
-        eprintln!("skipping {test}: {BUSYBOX} missing (apt-get install busybox-static)");
+        eprintln!(
+            "skipping {test}: {BUSYBOX} missing (apt-get install busybox-static)"
+        );
         return false;
     }
     match info {

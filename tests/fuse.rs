@@ -110,9 +110,12 @@ fn stay_d(victims: &[Victim], d: Duration) -> Result<(), String> {
     let _ = wait_for(settle, || all_d().then_some(()));
     let end = Instant::now() + d;
     while Instant::now() < end {
-        let now = states(victims);
-        if now.iter().any(|s| *s != Some('D')) {
-            return Err(format!("{victims:?} left D: {now:?}"));
+        // A fatal signal arriving later (the namespace's own SIGKILL when
+        // undead dies) wakes the killable wait for an instant (R) before
+        // the uninterruptible one: only a victim that does not come back
+        // to D within `settle` has left it.
+        if !all_d() && wait_for(settle, || all_d().then_some(())).is_none() {
+            return Err(format!("{victims:?} left D: {:?}", states(victims)));
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -9,3 +9,7 @@ mod init;
 
 /// The undead kit II: SIGKILL-immune D state over undead's own FUSE server.
 mod fuse;
+
+/// Docker and Kubernetes: the scratch image, the --init-path drop-in,
+/// teardown on a real engine, manifests validated offline.
+mod docker;

@@ -158,7 +158,7 @@ impl Undead {
 impl Drop for Undead {
     fn drop(&mut self) {
         if self.exited.is_none() {
-            let left = self.descendants();
+            let left = all_descendants(self.pid);
             kill(self.pid, libc::SIGKILL);
             for p in left {
                 kill(p, libc::SIGKILL);
@@ -237,7 +237,17 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Every descendant of `root` but `undead-guard`, the subreaper-mode
+/// helper that exists exactly as long as undead does.
 pub fn descendants(root: i32) -> Vec<i32> {
+    all_descendants(root)
+        .into_iter()
+        .filter(|&p| comm(p).as_deref() != Some("undead-guard"))
+        .collect()
+}
+
+/// Every descendant of `root`, the guard included.
+pub fn all_descendants(root: i32) -> Vec<i32> {
     let procs: Vec<(i32, i32)> =
         all_pids().into_iter().filter_map(|p| Some((p, stat(p)?.1))).collect();
     let mut found = vec![root];
