@@ -119,6 +119,23 @@ pub fn reap_pid(pid: Pid, clone_child: bool) -> bool {
     )
 }
 
+/// Whether a clone child (exit signal 0) is a zombie now, without reaping
+/// it: `waitid(P_PID, pid, WEXITED | WNOHANG | WNOWAIT | __WCLONE)` reports
+/// only a child whose exit state is EXIT_ZOMBIE, and leaves it so. The
+/// same fact as a 'Z' in /proc/PID/stat, for one syscall instead of an
+/// open/read/close. Never blocks.
+pub fn is_zombie_clone(pid: Pid) -> bool {
+    use nix::sys::wait::{Id, waitid};
+    let flags = WaitPidFlag::WEXITED
+        | WaitPidFlag::WNOHANG
+        | WaitPidFlag::WNOWAIT
+        | WaitPidFlag::__WCLONE;
+    matches!(
+        waitid(Id::Pid(pid), flags),
+        Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+    )
+}
+
 /// `-e CODE`: report these codes as 0 (tini's `-e`).
 pub fn remap(code: u8, remapped: &[u8]) -> u8 {
     if remapped.contains(&code) { 0 } else { code }
