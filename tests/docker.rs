@@ -529,203 +529,14 @@ fuse-overlayfs rw,user_id=0,group_id=0,default_permissions,allow_other
 }
 
 // ---------------------------------------------------------------------------
-// A minimal JSON reader (status --json, teardown reports, k8s manifests)
+// JSON: undead's own reader (src/json.rs), shared through tests/tests.rs
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
-}
+use crate::json::{Value as Json, parse as parse_json};
 
-impl Json {
-    fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Obj(fields) => {
-                fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-            }
-            _ => None,
-        }
-    }
-
-    fn str(&self) -> Option<&str> {
-        match self {
-            Json::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn arr(&self) -> &[Json] {
-        match self {
-            Json::Arr(items) => items,
-            _ => &[],
-        }
-    }
-
-    fn at(&self, path: &[&str]) -> Option<&Json> {
-        path.iter().try_fold(self, |v, k| v.get(k))
-    }
-}
-
-fn parse_json(text: &str) -> Result<Json, String> {
-    let mut p = JsonParser { s: text.as_bytes(), i: 0 };
-    let v = p.value()?;
-    p.ws();
-    if p.i != p.s.len() {
-        return Err(format!("trailing data at byte {}", p.i));
-    }
-    Ok(v)
-}
-
-struct JsonParser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl JsonParser<'_> {
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(|b| b.is_ascii_whitespace()) {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, lit: &str) -> bool {
-        if self.s[self.i..].starts_with(lit.as_bytes()) {
-            self.i += lit.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn err<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("{what} at byte {}", self.i))
-    }
-
-    fn value(&mut self) -> Result<Json, String> {
-        self.ws();
-        match self.s.get(self.i) {
-            Some(b'{') => self.object(),
-            Some(b'[') => self.array(),
-            Some(b'"') => self.string().map(Json::Str),
-            Some(b't') if self.eat("true") => Ok(Json::Bool(true)),
-            Some(b'f') if self.eat("false") => Ok(Json::Bool(false)),
-            Some(b'n') if self.eat("null") => Ok(Json::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => self.err("expected a value"),
-        }
-    }
-
-    fn object(&mut self) -> Result<Json, String> {
-        self.i += 1;
-        let mut fields = Vec::new();
-        self.ws();
-        if self.eat("}") {
-            return Ok(Json::Obj(fields));
-        }
-        loop {
-            self.ws();
-            if self.s.get(self.i) != Some(&b'"') {
-                return self.err("expected a key");
-            }
-            let key = self.string()?;
-            self.ws();
-            if !self.eat(":") {
-                return self.err("expected ':'");
-            }
-            fields.push((key, self.value()?));
-            self.ws();
-            if self.eat("}") {
-                return Ok(Json::Obj(fields));
-            }
-            if !self.eat(",") {
-                return self.err("expected ',' or '}'");
-            }
-        }
-    }
-
-    fn array(&mut self) -> Result<Json, String> {
-        self.i += 1;
-        let mut items = Vec::new();
-        self.ws();
-        if self.eat("]") {
-            return Ok(Json::Arr(items));
-        }
-        loop {
-            items.push(self.value()?);
-            self.ws();
-            if self.eat("]") {
-                return Ok(Json::Arr(items));
-            }
-            if !self.eat(",") {
-                return self.err("expected ',' or ']'");
-            }
-        }
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.i += 1;
-        let mut out = Vec::new();
-        loop {
-            match self.s.get(self.i) {
-                None => return self.err("unterminated string"),
-                Some(b'"') => {
-                    self.i += 1;
-                    return String::from_utf8(out).map_err(|e| e.to_string());
-                }
-                Some(b'\\') => {
-                    let esc = self.s.get(self.i + 1).copied();
-                    self.i += 2;
-                    let c = match esc {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'b') => '\u{8}',
-                        Some(b'f') => '\u{c}',
-                        Some(b'n') => '\n',
-                        Some(b'r') => '\r',
-                        Some(b't') => '\t',
-                        Some(b'u') => {
-                            let hex =
-                                self.s.get(self.i..self.i + 4).unwrap_or(b"");
-                            let hex = std::str::from_utf8(hex).unwrap_or("");
-                            let code = u32::from_str_radix(hex, 16)
-                                .or_else(|_| self.err("bad \\u escape"))?;
-                            self.i += 4;
-                            char::from_u32(code).unwrap_or('\u{fffd}')
-                        }
-                        _ => return self.err("bad escape"),
-                    };
-                    let mut buf = [0; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
-                Some(&b) if b < 0x20 => {
-                    return self.err("control byte in string");
-                }
-                Some(&b) => {
-                    out.push(b);
-                    self.i += 1;
-                }
-            }
-        }
-    }
-
-    fn number(&mut self) -> Result<Json, String> {
-        let start = self.i;
-        while self
-            .s
-            .get(self.i)
-            .is_some_and(|b| b.is_ascii_digit() || b"+-.eE".contains(b))
-        {
-            self.i += 1;
-        }
-        let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-        text.parse().map(Json::Num).or_else(|_| self.err("bad number"))
-    }
+/// The value at a path of object keys.
+fn at<'a>(v: &'a Json, path: &[&str]) -> Option<&'a Json> {
+    path.iter().try_fold(v, |v, k| v.get(k))
 }
 
 // ---------------------------------------------------------------------------
@@ -1683,7 +1494,7 @@ fn yaml_docs(text: &str) -> Vec<Json> {
     );
     let json = parse_json(&String::from_utf8_lossy(&out.stdout))
         .expect("json from python");
-    json.arr().iter().filter(|d| **d != Json::Null).cloned().collect()
+    json.as_array().iter().filter(|d| **d != Json::Null).cloned().collect()
 }
 
 /// Field names (Kubernetes API reference) allowed in each object we use,
@@ -1834,8 +1645,8 @@ fn k8s_docs(file: &str) -> Vec<Json> {
     let docs = yaml_docs(&text);
     let mut problems = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
-        let kind = doc.get("kind").and_then(Json::str).unwrap_or("");
-        let api = doc.get("apiVersion").and_then(Json::str).unwrap_or("");
+        let kind = doc.get("kind").and_then(Json::as_str).unwrap_or("");
+        let api = doc.get("apiVersion").and_then(Json::as_str).unwrap_or("");
         let want_api = match kind {
             "Pod" | "ConfigMap" | "ServiceAccount" => "v1",
             "Job" => "batch/v1",
@@ -1847,7 +1658,7 @@ fn k8s_docs(file: &str) -> Vec<Json> {
                 .push(format!("{file}#{i}: kind {kind:?} apiVersion {api:?}"));
         }
         check_k8s(&format!("{file}#{i}"), doc, kind, &mut problems);
-        if doc.at(&["metadata", "name"]).and_then(Json::str).is_none() {
+        if at(doc, &["metadata", "name"]).and_then(Json::as_str).is_none() {
             problems.push(format!("{file}#{i}: no metadata.name"));
         }
     }
@@ -1877,12 +1688,12 @@ fn k8s_docs(file: &str) -> Vec<Json> {
 fn env_of(container: &Json) -> Vec<(String, String)> {
     container
         .get("env")
-        .map(Json::arr)
+        .map(Json::as_array)
         .unwrap_or_default()
         .iter()
         .map(|e| {
             let s = |k: &str| {
-                e.get(k).and_then(Json::str).unwrap_or("").to_owned()
+                e.get(k).and_then(Json::as_str).unwrap_or("").to_owned()
             };
             (s("name"), s("value"))
         })
@@ -1890,7 +1701,7 @@ fn env_of(container: &Json) -> Vec<(String, String)> {
 }
 
 fn pod_containers(pod_spec: &Json) -> &[Json] {
-    pod_spec.get("containers").map(Json::arr).unwrap_or_default()
+    pod_spec.get("containers").map(Json::as_array).unwrap_or_default()
 }
 
 /// The k8s manifests parse and use only real fields (offline: no cluster
@@ -1911,33 +1722,29 @@ fn k8s_manifests_validate_offline() {
     let fuse = k8s_docs("pod-undead-fuse.yaml");
     let spec = fuse[0].get("spec").expect("pod spec");
     let c = &pod_containers(spec)[0];
-    let caps = c
-        .at(&["securityContext", "capabilities", "add"])
-        .map(Json::arr)
+    let caps = at(c, &["securityContext", "capabilities", "add"])
+        .map(Json::as_array)
         .unwrap_or_default();
     assert!(
         caps.contains(&Json::Str("SYS_ADMIN".into())),
         "fuse pod adds SYS_ADMIN"
     );
-    let vols = spec.get("volumes").map(Json::arr).unwrap_or_default();
+    let vols = spec.get("volumes").map(Json::as_array).unwrap_or_default();
     let dev = vols
         .iter()
         .find(|v| {
-            v.at(&["hostPath", "path"]).and_then(Json::str)
+            at(v, &["hostPath", "path"]).and_then(Json::as_str)
                 == Some("/dev/fuse")
         })
         .expect("a hostPath volume for /dev/fuse");
     assert_eq!(
-        dev.at(&["hostPath", "type"]).and_then(Json::str),
+        at(dev, &["hostPath", "type"]).and_then(Json::as_str),
         Some("CharDevice")
     );
-    let mounts = c.get("volumeMounts").map(Json::arr).unwrap_or_default();
-    assert!(
-        mounts
-            .iter()
-            .any(|m| m.get("mountPath").and_then(Json::str)
-                == Some("/dev/fuse"))
-    );
+    let mounts = c.get("volumeMounts").map(Json::as_array).unwrap_or_default();
+    assert!(mounts.iter().any(
+        |m| m.get("mountPath").and_then(Json::as_str) == Some("/dev/fuse")
+    ));
     assert!(
         env_of(c)
             .iter()
@@ -1946,8 +1753,10 @@ fn k8s_manifests_validate_offline() {
     );
 
     let job = k8s_docs("job-teardown-test.yaml");
-    let kinds: Vec<&str> =
-        job.iter().filter_map(|d| d.get("kind").and_then(Json::str)).collect();
+    let kinds: Vec<&str> = job
+        .iter()
+        .filter_map(|d| d.get("kind").and_then(Json::as_str))
+        .collect();
     for kind in ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Job"] {
         assert!(
             kinds.contains(&kind),
@@ -1956,22 +1765,20 @@ fn k8s_manifests_validate_offline() {
     }
     let the_job = job
         .iter()
-        .find(|d| d.get("kind").and_then(Json::str) == Some("Job"))
+        .find(|d| d.get("kind").and_then(Json::as_str) == Some("Job"))
         .expect("Job");
     let tspec =
-        the_job.at(&["spec", "template", "spec"]).expect("job pod spec");
+        at(the_job, &["spec", "template", "spec"]).expect("job pod spec");
     let sa = tspec
         .get("serviceAccountName")
-        .and_then(Json::str)
+        .and_then(Json::as_str)
         .expect("serviceAccountName");
-    assert!(
-        job.iter().any(|d| d.get("kind").and_then(Json::str)
-            == Some("ServiceAccount")
-            && d.at(&["metadata", "name"]).and_then(Json::str) == Some(sa))
-    );
+    assert!(job.iter().any(|d| d.get("kind").and_then(Json::as_str)
+        == Some("ServiceAccount")
+        && at(d, &["metadata", "name"]).and_then(Json::as_str) == Some(sa)));
     let rules = job
         .iter()
-        .find(|d| d.get("kind").and_then(Json::str) == Some("Role"))
+        .find(|d| d.get("kind").and_then(Json::as_str) == Some("Role"))
         .and_then(|r| r.get("rules"))
         .map(|r| format!("{r:?}"))
         .unwrap_or_default();
@@ -1988,13 +1795,13 @@ fn k8s_manifests_validate_offline() {
     // The pod the Job starts, embedded in the ConfigMap, is a valid Pod too.
     let cm = job
         .iter()
-        .find(|d| d.get("kind").and_then(Json::str) == Some("ConfigMap"))
+        .find(|d| d.get("kind").and_then(Json::as_str) == Some("ConfigMap"))
         .expect("ConfigMap");
     let data = cm.get("data").expect("ConfigMap data");
     let Json::Obj(entries) = data else { panic!("ConfigMap data is a map") };
     let mut problems = Vec::new();
     for (key, text) in entries.iter().filter(|(k, _)| k.ends_with(".yaml")) {
-        for doc in yaml_docs(text.str().unwrap_or("")) {
+        for doc in yaml_docs(text.as_str().unwrap_or("")) {
             check_k8s(key, &doc, "Pod", &mut problems);
         }
     }

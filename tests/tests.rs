@@ -4,6 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
+/// undead's own JSON reader, for replies, reports and manifests.
+#[allow(dead_code)]
+#[path = "../src/json.rs"]
+mod json;
+
 /// The init core: exit codes, signals, reaping, stdio/argv/env, TTY.
 mod init;
 
