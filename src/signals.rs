@@ -56,9 +56,17 @@ pub fn block_signals() -> Result<(SignalFd, ChildSignalState), Error> {
     Ok((fd, ChildSignalState { inherited_mask }))
 }
 
-/// Restore in the (forked, not yet exec'd) child the mask undead found.
-/// Async-signal-safe.
+/// Restore in the (forked, not yet exec'd) child the mask undead found,
+/// and SIGPIPE's default disposition. Async-signal-safe.
+///
+/// undead installs no handler, but Rust's runtime sets SIGPIPE to SIG_IGN
+/// before `main`, and SIG_IGN survives `execve(2)`: without the reset every
+/// command under undead would ignore SIGPIPE (`yes | head` would spin on
+/// EPIPE instead of dying). std's `Command` resets it the same way. The
+/// disposition undead itself inherited for SIGPIPE is lost by then; a
+/// caller that ignored SIGPIPE gets the default in the child.
 pub fn restore_signal_state(state: &ChildSignalState) {
+    let _ = sys::default_disposition(Signal::SIGPIPE);
     let _ = sys::set_mask(SigmaskHow::SIG_SETMASK, &state.inherited_mask);
 }
 
