@@ -737,6 +737,37 @@ fn wait_all_with_grace_kills_the_stragglers() {
 }
 
 #[test]
+#[ignore = "see report: after the child exited, --wait-all swallows \
+            SIGTERM (forward_signal skips it), so only SIGKILL ends undead"]
+fn wait_all_term_reaches_the_stragglers() {
+    for mode in MODES {
+        let dir = Scratch::new("waitallterm");
+        let w = wait_all_child(&dir, "", "");
+        let (mut u, child, gc) = start_wait_all(mode, &["--wait-all"], &w);
+        let _guard = KillOnDrop(vec![gc]);
+        let gone = wait_for(T, || stat(child).is_none().then_some(()));
+        eqnice!(Some(()), gone, u);
+        // `docker stop` now: the straggler should get the TERM (it has
+        // the default disposition) and undead exit with the child's code.
+        u.signal(SIGTERM);
+        eqnice!(Some(3), u.wait(Duration::from_secs(3)), u);
+    }
+}
+
+#[test]
+#[ignore = "see report: --withhold-reaping with --wait-all never exits: \
+            the withheld zombies count as remaining descendants"]
+fn wait_all_does_not_wait_for_withheld_zombies() {
+    for mode in MODES {
+        let args = ["--withhold-reaping", "--wait-all", "--", "sh", "-c"];
+        let mut args = args.to_vec();
+        args.push("(true &); exit 4");
+        let (code, _, err) = run(mode, &args, Duration::from_secs(3));
+        assert_eq!(code, 4, "{mode:?} {err}");
+    }
+}
+
+#[test]
 fn without_wait_all_undead_exits_at_once_and_leaves_nothing() {
     for mode in MODES {
         let dir = Scratch::new("nowaitall");
@@ -831,7 +862,10 @@ fn sigkilled_undead_leaves_no_grandchild() {
 
 const STORM: &str = r#"
 use POSIX ();
-$SIG{$_} = sub { } for qw(USR1 USR2 HUP WINCH);
+# Ignored, not handled: perl's deferred-signal handlers die past 120
+# pending signals ("Maximal count of pending signals"), which a flood
+# reaches. undead forwards every one either way.
+$SIG{$_} = 'IGNORE' for qw(USR1 USR2 HUP WINCH);
 open(my $f, '>', $ARGV[1]) or die; close($f);
 for my $r (1..100) {
   my $p = fork // die "fork: $!";
@@ -969,5 +1003,43 @@ fn ctrl_z_stops_the_job_not_undead() {
         let mut u = u;
         let code = u.wait(T);
         assert_eq!(code, Some(7), "{mode:?} terminal:\n{}", pty.text());
+    }
+}
+
+// ----------------------------------------------------------------- idle
+
+/// Context switches of a process so far (voluntary + involuntary).
+fn switches(pid: i32) -> u64 {
+    ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+        .iter()
+        .filter_map(|k| {
+            crate::common::status_field(pid, k)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn idle_undead_never_wakes() {
+    for mode in MODES {
+        let u = Undead::start(mode, &["--", "sleep", "1000"]);
+        u.main_child("sleep", T).unwrap();
+        // Let start-up settle: the count stops moving.
+        let mut last = switches(u.pid);
+        let settled = wait_for(T, || {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = switches(u.pid);
+            std::mem::replace(&mut last, now).eq(&now).then_some(())
+        });
+        eqnice!(Some(()), settled, u);
+        // 1.5 s idle: a periodic wake-up (tini's is 1 s) would show.
+        let before = switches(u.pid);
+        let woke = wait_for(Duration::from_millis(1500), || {
+            (switches(u.pid) != before).then_some(())
+        });
+        eqnice!(None, woke, u);
+        // Control: a signal does wake it, and the counter shows that.
+        u.signal(SIGWINCH);
+        let woke = wait_for(T, || (switches(u.pid) != before).then_some(()));
+        eqnice!(Some(()), woke, u);
     }
 }

@@ -221,11 +221,22 @@ impl Undead {
 impl Drop for Undead {
     fn drop(&mut self) {
         if self.exited.is_none() {
-            let left = self.descendants();
+            // Kill the tree before undead: while undead (a subreaper)
+            // lives, whatever the tree forks meanwhile stays in it and is
+            // found by the next round; killed first, undead would hand
+            // such late forks to the host's init.
+            let _ = wait_for(Duration::from_secs(2), || {
+                let left: Vec<i32> = self
+                    .descendants()
+                    .into_iter()
+                    .filter(|&p| state(p).is_some_and(|s| s != 'Z'))
+                    .collect();
+                for &p in &left {
+                    kill(p, libc::SIGKILL);
+                }
+                left.is_empty().then_some(())
+            });
             kill(self.pid, libc::SIGKILL);
-            for p in left {
-                kill(p, libc::SIGKILL);
-            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -341,23 +352,34 @@ pub fn run_cmd(
         let mut stdin = child.stdin.take().unwrap();
         let _ = stdin.write_all(input);
     }
-    let mut out = String::new();
-    let mut err = String::new();
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    let _ = so.read_to_string(&mut out);
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
     let code = wait_for(timeout, || child.try_wait().unwrap())
         .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
     if code.is_none() {
         let _ = child.kill();
+        let _ = child.wait();
     }
-    err.push_str(&t.join().unwrap());
-    (code.unwrap_or(-1), out, err)
+    // The output ends when every writer has closed the pipe; a process
+    // that outlived undead and still holds it must not hang the test.
+    let out = out(Duration::from_secs(2));
+    (code.unwrap_or(-1), out, err(Duration::from_secs(2)))
+}
+
+/// Read a pipe to its end in a thread; the returned closure gives what was
+/// read, waiting at most the given time for the end (then "<unfinished>").
+fn drain(
+    mut pipe: impl Read + Send + 'static,
+) -> impl FnOnce(Duration) -> String {
+    let t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    });
+    move |limit| match wait_for(limit, || t.is_finished().then_some(())) {
+        Some(()) => t.join().unwrap_or_default(),
+        None => "<unfinished: a process still holds the pipe>".into(),
+    }
 }
 
 /// Assert with the context a failure needs: expected vs got, undead's
