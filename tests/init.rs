@@ -875,6 +875,9 @@ for my $r (1..100) {
   }
   1 while waitpid($p, 0) == -1 && $!{EINTR};
 }
+# Storm over: tell the test, wait until it has checked the zombies.
+open($f, '>', $ARGV[2]) or die; close($f);
+select(undef, undef, undef, 0.001) until -e $ARGV[3];
 kill($ARGV[0], $$) if $ARGV[0];
 exit 42;
 "#;
@@ -883,21 +886,44 @@ exit 42;
 fn storm_never_loses_the_child_status() {
     for mode in MODES {
         // 10 000 orphans (100 batches of 100 zombies reparented at once)
-        // while USR1/USR2/HUP/WINCH are forwarded as fast as we can send.
+        // while USR1/USR2/HUP/WINCH are forwarded as fast as we can send;
+        // then, with no signal to wake undead, no zombie may be left; then
+        // the child exits in a new flood.
         for (sig, want) in [("0", 42), ("KILL", 137)] {
             let dir = Scratch::new("storm");
-            let ready = dir.path("ready");
-            let r = ready.display().to_string();
-            let mut u =
-                Undead::start(mode, &["--", "perl", "-e", STORM, sig, &r]);
+            let [ready, done, quiet] =
+                ["ready", "done", "quiet"].map(|n| dir.path(n));
+            let [r, d, q] =
+                [&ready, &done, &quiet].map(|p| p.display().to_string());
+            let mut u = Undead::start(
+                mode,
+                &["--", "perl", "-e", STORM, sig, &r, &d, &q],
+            );
             let up = wait_for(T, || ready.exists().then_some(()));
             eqnice!(Some(()), up, u);
             let mut sent = 0u64;
-            let code = wait_for(Duration::from_secs(20), || {
+            let mut flood = |u: &Undead| {
                 for s in [SIGUSR1, SIGUSR2, SIGHUP, SIGWINCH] {
                     u.signal(s);
                     sent += 1;
                 }
+            };
+            let over = wait_for(Duration::from_secs(20), || {
+                flood(&u);
+                done.exists().then_some(())
+            });
+            eqnice!(Some(()), over, u);
+            let zombies = || {
+                u.descendants()
+                    .into_iter()
+                    .filter(|&p| state(p) == Some('Z'))
+                    .count()
+            };
+            let clean = wait_for(T, || (zombies() == 0).then_some(()));
+            eqnice!(Some(()), clean, u);
+            fs::write(&quiet, "").unwrap();
+            let code = wait_for(T, || {
+                flood(&u);
                 u.wait(Duration::ZERO)
             });
             eqnice!(Some(want), code, u);
