@@ -384,6 +384,12 @@ impl Init {
     /// the child leads its own group, so the group id is its pid.
     fn forward_signal(&mut self, sig: Signal) {
         if self.child_exit.is_some() {
+            // `--wait-all` after the child exited: the stragglers are what
+            // undead waits for, so they get the signal (`docker stop` must
+            // still end the container).
+            if self.cfg.wait_all {
+                self.signal_descendants(sig);
+            }
             return;
         }
         let target = if self.cfg.pgroup {
@@ -451,13 +457,19 @@ impl Init {
     /// `kill(-1)` reaches every process of the namespace but undead itself
     /// (`kill(2)`); as a subreaper, the descendants found in /proc.
     fn kill_descendants(&self) -> usize {
+        self.signal_descendants(Signal::SIGKILL)
+    }
+
+    /// Send `sig` to every descendant; returns how many were found (0 as
+    /// PID 1, where one `kill(-1)` reaches them all).
+    fn signal_descendants(&self, sig: Signal) -> usize {
         if self.is_pid1 {
-            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(-1), sig);
             return 0;
         }
         let left = procfs::descendants_of(self.me);
         for &pid in &left {
-            let _ = kill(pid, Signal::SIGKILL);
+            let _ = kill(pid, sig);
         }
         left.len()
     }
@@ -471,13 +483,15 @@ impl Init {
         Some(reaper::remap(exit.code(), &self.cfg.remap_exit))
     }
 
-    /// Descendants other than what the kit holds (released at exit) and
-    /// the guard.
+    /// Live descendants other than what the kit holds (released at exit)
+    /// and the guard. Zombies do not count: they are reaped or withheld.
     fn has_descendants(&self) -> bool {
         let held: Vec<Pid> = self.kit.held().iter().map(|h| h.pid).collect();
-        procfs::descendants_of(self.me)
-            .iter()
-            .any(|p| !held.contains(p) && Some(*p) != self.guard_pid())
+        procfs::descendants_of(self.me).into_iter().any(|p| {
+            !held.contains(&p)
+                && Some(p) != self.guard_pid()
+                && procfs::state_of(p).is_some_and(|s| s != 'Z')
+        })
     }
 
     fn guard_pid(&self) -> Option<Pid> {

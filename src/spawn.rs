@@ -19,6 +19,7 @@
 //!    `_exit(126)` otherwise, as `sh` does.
 
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
 
 use nix::errno::Errno;
 use nix::sys::prctl;
@@ -53,6 +54,9 @@ pub fn spawn_child(plan: &SpawnPlan<'_>) -> Result<Pid, Error> {
         .map_err(|errno| Error::Spawn { argv0: argv0.clone(), errno })?;
     let prefix = format!("undead: cannot run '{argv0}': ");
     let tty = std::io::stdin().is_terminal();
+    if tty && plan.group == Group::Session {
+        let _ = sys::detach_controlling_tty(std::io::stdin().as_fd());
+    }
     let parent = unistd::getpid();
     match sys::fork() {
         Ok(ForkResult::Parent { child }) => Ok(child),

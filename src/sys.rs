@@ -110,6 +110,16 @@ pub fn pause_forever() -> ! {
     }
 }
 
+/// ioctl(fd, TIOCNOTTY): give up the controlling terminal, so that a child
+/// in a new session (`--setsid`) can take it with TIOCSCTTY (dumb-init does
+/// the same). As session leader this also sends SIGHUP and SIGCONT to
+/// undead's foreground group, which undead, the sender, ignores.
+pub fn detach_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: TIOCNOTTY takes no argument; no memory is passed.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCNOTTY) };
+    Errno::result(r).map(drop)
+}
+
 /// ioctl(fd, TIOCSCTTY, 0): make the terminal the controlling terminal of
 /// this new session (dumb-init's `--setsid` behaviour). Async-signal-safe.
 pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {

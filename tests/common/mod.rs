@@ -63,14 +63,34 @@ pub struct Undead {
 }
 
 pub fn command(mode: Mode) -> Command {
-    match mode {
-        Mode::Pid1 => {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", BIN]);
-            c
+    command_in(mode, &Launch::default())
+}
+
+/// How undead is started: `OUTER... [unshare --pid --fork --mount-proc
+/// [--kill-child]] INNER... undead`. Wrappers set up what undead inherits
+/// (e.g. `sh -c 'trap "" USR1; exec "$@"' sh`); INNER must exec.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Launch<'a> {
+    pub outer: &'a [&'a str],
+    /// Inside the PID namespace (as PID 1), just before undead.
+    pub inner: &'a [&'a str],
+    /// No `--kill-child`: killing `unshare` does not SIGKILL undead.
+    pub keep_child: bool,
+}
+
+pub fn command_in(mode: Mode, how: &Launch<'_>) -> Command {
+    let mut words: Vec<&str> = how.outer.to_vec();
+    if mode == Mode::Pid1 {
+        words.extend(["unshare", "--pid", "--fork", "--mount-proc"]);
+        if !how.keep_child {
+            words.push("--kill-child");
         }
-        Mode::Subreaper => Command::new(BIN),
     }
+    words.extend(how.inner);
+    words.push(BIN);
+    let mut c = Command::new(words[0]);
+    c.args(&words[1..]);
+    c
 }
 
 impl Undead {
@@ -84,9 +104,20 @@ impl Undead {
         args: &[&str],
         tweak: impl FnOnce(&mut Command),
     ) -> Undead {
+        Undead::launch(mode, &Launch::default(), args, tweak)
+    }
+
+    /// Start undead as `how` says (see `Launch`); undead is the first
+    /// process named `undead` in the tree of the spawned process.
+    pub fn launch(
+        mode: Mode,
+        how: &Launch<'_>,
+        args: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Undead {
         let scratch = Scratch::new("run");
         let stderr_path = scratch.path("stderr");
-        let mut cmd = command(mode);
+        let mut cmd = command_in(mode, how);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -94,14 +125,15 @@ impl Undead {
         tweak(&mut cmd);
         let child = cmd.spawn().expect("spawn undead");
         let outer = child.id() as i32;
-        let pid = match mode {
-            Mode::Subreaper => outer,
-            Mode::Pid1 => wait_for(Duration::from_secs(5), || {
-                children_of(outer)
-                    .into_iter()
+        let direct = how.outer.is_empty() && how.inner.is_empty();
+        let pid = match (mode, direct) {
+            (Mode::Subreaper, true) => outer,
+            _ => wait_for(Duration::from_secs(5), || {
+                std::iter::once(outer)
+                    .chain(descendants(outer))
                     .find(|&p| comm(p).as_deref() == Some("undead"))
             })
-            .expect("undead did not start as PID 1"),
+            .expect("undead did not start"),
         };
         Undead {
             mode,
@@ -145,6 +177,37 @@ impl Undead {
         descendants(self.pid)
     }
 
+    /// The host pid of undead's main child, once it has exec'd `name`.
+    pub fn main_child(&self, name: &str, timeout: Duration) -> Option<i32> {
+        wait_for(timeout, || {
+            children_of(self.pid)
+                .into_iter()
+                .find(|&p| comm(p).as_deref() == Some(name))
+        })
+    }
+
+    /// The host pid of a descendant whose command line contains `needle`.
+    pub fn find_cmdline(
+        &self,
+        needle: &str,
+        timeout: Duration,
+    ) -> Option<i32> {
+        wait_for(timeout, || {
+            self.descendants().into_iter().find(|&p| {
+                fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c).contains(needle)
+                })
+            })
+        })
+    }
+
+    /// SIGKILL the process that started undead (`unshare` or a wrapper)
+    /// and reap it; undead itself lives on (reparented) until drop.
+    pub fn kill_parent(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The host pid of a descendant whose comm is `name`.
     pub fn find(&self, name: &str, timeout: Duration) -> Option<i32> {
         wait_for(timeout, || {
@@ -158,11 +221,21 @@ impl Undead {
 impl Drop for Undead {
     fn drop(&mut self) {
         if self.exited.is_none() {
-            let left = all_descendants(self.pid);
+            // Kill the tree before undead: while undead (a subreaper)
+            // lives, whatever the tree forks meanwhile stays in it and is
+            // found by the next round; killed first, undead would hand
+            // such late forks to the host's init.
+            let _ = wait_for(Duration::from_secs(2), || {
+                let left: Vec<i32> = all_descendants(self.pid)
+                    .into_iter()
+                    .filter(|&p| state(p).is_some_and(|s| s != 'Z'))
+                    .collect();
+                for &p in &left {
+                    kill(p, libc::SIGKILL);
+                }
+                left.is_empty().then_some(())
+            });
             kill(self.pid, libc::SIGKILL);
-            for p in left {
-                kill(p, libc::SIGKILL);
-            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -270,28 +343,52 @@ pub fn run(
     timeout: Duration,
 ) -> (i32, String, String) {
     let mut c = command(mode);
-    c.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.args(args);
+    run_cmd(c, b"", timeout)
+}
+
+/// Run a prepared command to completion, feeding it `input` on stdin:
+/// (code, stdout, stderr); code -1 if it outlived `timeout` (then killed).
+pub fn run_cmd(
+    mut c: Command,
+    input: &[u8],
+    timeout: Duration,
+) -> (i32, String, String) {
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    let mut out = String::new();
-    let mut err = String::new();
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    let _ = so.read_to_string(&mut out);
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(input);
+    }
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
     let code = wait_for(timeout, || child.try_wait().unwrap())
         .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
     if code.is_none() {
         let _ = child.kill();
+        let _ = child.wait();
     }
-    err.push_str(&t.join().unwrap());
-    (code.unwrap_or(-1), out, err)
+    // The output ends when every writer has closed the pipe; a process
+    // that outlived undead and still holds it must not hang the test.
+    let out = out(Duration::from_secs(2));
+    (code.unwrap_or(-1), out, err(Duration::from_secs(2)))
+}
+
+/// Read a pipe to its end in a thread; the returned closure gives what was
+/// read, waiting at most the given time for the end (then "<unfinished>").
+fn drain(
+    mut pipe: impl Read + Send + 'static,
+) -> impl FnOnce(Duration) -> String {
+    let t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    });
+    move |limit| match wait_for(limit, || t.is_finished().then_some(())) {
+        Some(()) => t.join().unwrap_or_default(),
+        None => "<unfinished: a process still holds the pipe>".into(),
+    }
 }
 
 /// Assert with the context a failure needs: expected vs got, undead's
@@ -319,4 +416,97 @@ macro_rules! eqnice {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// The fields of `/proc/PID/stat` after the comm: [0] state, [1] ppid,
+/// [2] pgrp, [3] session, [4] tty_nr, [5] tpgid, ...
+pub fn stat_fields(pid: i32) -> Option<Vec<i64>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    // The state letter parses as 0; the others are numbers.
+    Some(rest.split(' ').take(6).map(|f| f.parse().unwrap_or(0)).collect())
+}
+
+/// The lines of a file written by a fixture (empty if it does not exist).
+pub fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Poll until the file has at least `n` lines; returns them.
+pub fn wait_lines(path: &Path, n: usize, timeout: Duration) -> Vec<String> {
+    wait_for(timeout, || {
+        let l = lines(path);
+        (l.len() >= n).then_some(l)
+    })
+    .unwrap_or_else(|| lines(path))
+}
+
+/// SIGKILLs the listed host pids on drop: for processes that escaped
+/// undead's tree, which `Undead`'s drop no longer finds.
+pub struct KillOnDrop(pub Vec<i32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &p in &self.0 {
+            kill(p, libc::SIGKILL);
+        }
+    }
+}
+
+/// A pseudo-terminal; a thread drains the master into `output` so the
+/// terminal never blocks a writer.
+pub struct Pty {
+    pub master: fs::File,
+    slave: std::os::fd::OwnedFd,
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Pty {
+    pub fn open() -> Pty {
+        let p = nix::pty::openpty(None, None).unwrap();
+        let master = fs::File::from(p.master);
+        let mut reader = master.try_clone().unwrap();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends with EIO once every slave descriptor is closed.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty { master, slave: p.slave, output }
+    }
+
+    /// A new descriptor of the slave side, for a child's stdio.
+    pub fn slave(&self) -> Stdio {
+        Stdio::from(self.slave.try_clone().unwrap())
+    }
+
+    /// The terminal's device number as `/proc/PID/stat`'s tty_nr shows it.
+    pub fn tty_nr(&self) -> i64 {
+        use std::os::unix::fs::MetadataExt;
+        let path = fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&self.slave)
+        ))
+        .unwrap();
+        let rdev = fs::metadata(path).unwrap().rdev();
+        // new_encode_dev: minor low 8 bits, major, then minor's high bits.
+        let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+        i64::from((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12))
+    }
+
+    pub fn write(&self, bytes: &[u8]) {
+        use std::io::Write;
+        (&self.master).write_all(bytes).unwrap();
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
 }
