@@ -819,6 +819,9 @@ fn sigkill_undead(mode: Mode) -> (i32, Vec<i32>, KillOnDrop, Undead) {
     .unwrap_or_default();
     let guard = KillOnDrop(grand.clone());
     assert_eq!(grand.len(), 2, "{mode:?}");
+    // The one in the child's process group first, the setsid one second.
+    let mut grand = grand;
+    grand.sort_by_key(|&p| pgid(p) != pgid(child));
     kill(u.pid, SIGKILL);
     // (unshare reports its SIGKILLed child as exit 1, not as 137.)
     assert!(u.wait(T).is_some(), "{mode:?}");
@@ -834,22 +837,38 @@ fn sigkilled_undead_takes_its_child() {
     }
 }
 
+/// `undead-guard` kills the child's process group when undead is SIGKILLed
+/// (as PID 1 the kernel kills the namespace). A grandchild that moved to a
+/// session of its own escapes in subreaper mode: the documented limit
+/// (README, "Limits"), checked here so a change in it is noticed.
 #[test]
-fn sigkilled_undead_leaves_no_grandchild() {
+fn sigkilled_undead_leaves_no_grandchild_of_its_group() {
     for mode in MODES {
         let (_, grand, _guard, u) = sigkill_undead(mode);
+        let (ours, own_session) = (&grand[..1], &grand[1..]);
         let gone = wait_for(Duration::from_secs(2), || {
-            alive(&grand).is_empty().then_some(())
+            alive(ours).is_empty().then_some(())
         });
-        let left: Vec<String> = alive(&grand)
+        let left: Vec<String> = alive(ours)
             .iter()
             .map(|&p| {
                 format!("{p} {:?} {:?}", stat(p), crate::common::comm(p))
             })
             .collect();
         assert!(gone.is_some(), "{mode:?}: survivors: {left:?}");
+        let escaped = wait_for(Duration::from_millis(300), || {
+            alive(own_session).is_empty().then_some(())
+        })
+        .is_none();
+        assert_eq!(escaped, mode == Mode::Subreaper, "{mode:?}");
         drop(u);
     }
+}
+
+/// Field 5 of /proc/PID/stat (the process group), read before the kill.
+fn pgid(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 2..].split(' ').nth(2)?.parse().ok()
 }
 
 // ---------------------------------------------------------------- storm
