@@ -18,3 +18,6 @@ mod fuse;
 /// Docker and Kubernetes: the scratch image, the --init-path drop-in,
 /// teardown on a real engine, manifests validated offline.
 mod docker;
+
+/// --report: the JSON teardown report.
+mod report;
