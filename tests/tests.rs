@@ -6,3 +6,6 @@ mod common;
 
 /// The init core: exit codes, signals, reaping, stdio/argv/env, TTY.
 mod init;
+
+/// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
+mod kit;
