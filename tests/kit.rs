@@ -11,7 +11,7 @@
 //! process table under it.
 
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::PermissionsExt;
@@ -289,6 +289,7 @@ both_modes!(
     vfork_holder_shrugs_off_term_like_signals_but_not_kill,
     release_by_kind_and_pid,
     release_all_and_release_after,
+    release_under_withholding_leaves_nothing,
     child_exit_releases_everything,
     forwarded_signal_exit_releases_everything,
     wait_succeeds_and_times_out,
@@ -675,6 +676,69 @@ fn release_all_and_release_after(mode: Mode) {
     check!(s, s.status("len(d['held'])") == "0", "still held");
 }
 
+/// Withholding is about orphans: what the kit releases is still reaped,
+/// and withholding goes on.
+fn release_under_withholding_leaves_nothing(mode: Mode) {
+    let dir = Scratch::new("kit");
+    let script = orphan_script(&dir, &[2], "exec sleep 1000");
+    let s = Session::start_in(
+        dir,
+        mode,
+        &["--withhold-reaping"],
+        &["sh", "-c", &script],
+        |_| {},
+    );
+    s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
+    s.ok(&["dstate", "2"]);
+    let zh_ns = pids(&s.ok(&["zombie", "2", "--holder"]))[0];
+    let zh = s.host(zh_ns);
+    let zs: Vec<Ident> =
+        s.procs().iter().filter(|p| p.ppid == zh.pid).map(|p| p.id).collect();
+    check!(s, zs.len() == 2, "holder's zombies {zs:?}");
+    let vf: Vec<Ident> = s
+        .procs()
+        .iter()
+        .filter(|p| p.comm.starts_with("undead-v"))
+        .map(|p| p.id)
+        .collect();
+    check!(s, vf.len() == 4, "vfork holders and stalled children {vf:?}");
+    s.ok(&["release", "dstate"]);
+    s.until("vfork holders and stalled children reaped", T, || {
+        vf.iter().all(|i| !i.present())
+    });
+    s.ok(&["release", &zh_ns.to_string()]);
+    s.until("the holder and its zombies reaped", T, || {
+        !zh.present() && zs.iter().all(|i| !i.present())
+    });
+    check!(s, s.zd() == (2, 0), "only the 2 withheld orphans may be Z");
+    check!(s, s.status("d['withholding']") == "True", "withholding ended");
+}
+
+/// `--release-after` ends withholding too (SPEC §5: "withholding itself
+/// goes on until its DURATION or `--release-after` ends it"), also when
+/// the kit holds nothing of its own.
+#[test]
+#[ignore = "bug: --release-after ends withholding only when a kit unit expires (see report)"]
+fn release_after_ends_withholding() {
+    for mode in MODES {
+        let dir = Scratch::new("kit");
+        let script = orphan_script(&dir, &[2], "exec sleep 1000");
+        let s = Session::start_in(
+            dir,
+            mode,
+            &["--withhold-reaping", "--release-after", "1s"],
+            &["sh", "-c", &script],
+            |_| {},
+        );
+        s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
+        let batch = orphans(&s, 'Z');
+        s.until("--release-after to reap the withheld orphans", T, || {
+            batch.iter().all(|i| !i.present())
+        });
+        check!(s, s.status("d['withholding']") == "False", "withholding");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Exit paths
 // ---------------------------------------------------------------------------
@@ -938,10 +1002,22 @@ fn raw(sock: &str, bytes: &[u8]) -> (String, Duration) {
 fn socket_survives_garbage_oversize_and_stalled_clients(mode: Mode) {
     let s = Session::start(mode, &[], &SLEEP);
     // Stalled clients: one sends nothing, one half a request.
-    let mut silent = UnixStream::connect(&s.sock).unwrap();
+    let silent = UnixStream::connect(&s.sock).unwrap();
     let mut partial = UnixStream::connect(&s.sock).unwrap();
     partial.write_all(b"sta").unwrap();
-    let stalled_at = Instant::now();
+    // Each waits for its reply and EOF in a thread, timing the cut-off.
+    let stalled: Vec<_> = [("silent", silent), ("partial", partial)]
+        .into_iter()
+        .map(|(name, mut c)| {
+            let at = Instant::now();
+            std::thread::spawn(move || {
+                c.set_read_timeout(Some(T)).unwrap();
+                let mut out = String::new();
+                let got = c.read_to_string(&mut out).map_err(|e| e.kind());
+                (name, got, out, at.elapsed())
+            })
+        })
+        .collect();
 
     // Meanwhile a good client is served at once, and the kit forks (whose
     // children must not inherit the stalled connections).
@@ -978,22 +1054,12 @@ fn socket_survives_garbage_oversize_and_stalled_clients(mode: Mode) {
 
     // The stalled clients are answered with an error and closed (EOF):
     // nothing undead forked holds their connections.
-    for (name, c) in [("silent", &mut silent), ("partial", &mut partial)] {
-        c.set_read_timeout(Some(T)).unwrap();
-        let mut out = String::new();
-        match c.read_to_string(&mut out) {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                s.fail(&format!("{name}: no EOF within {T:?}: {out:?}"))
-            }
-            Err(e) => s.fail(&format!("{name}: {e}")),
-        }
+    for t in stalled {
+        let (name, got, out, took) = t.join().unwrap();
+        check!(s, got.is_ok(), "{name}: no EOF within {T:?}: {got:?} {out:?}");
         check!(s, out.contains("timed out"), "{name}: {out:?}");
+        println!("{mode:?}: stalled client ({name}) cut off after {took:?}");
     }
-    println!(
-        "{mode:?}: stalled clients cut off after {:?}",
-        stalled_at.elapsed()
-    );
     check!(
         s,
         s.u.pid > 0 && stat(s.u.pid).is_some_and(|p| p.0 != 'Z'),
@@ -1242,7 +1308,9 @@ fn pids_max_stops_creation_and_undead_goes_on(mode: Mode) {
     check!(s, r.code == 1, "dstate 50 under pids.max=20: {r:?}");
     check!(s, r.stderr.contains(&format!("made {made} of 50")), "{r:?}");
     check!(s, r.stderr.contains("pids.max"), "{r:?}");
-    check!(s, made > 0 && made < 50, "made {made}");
+    // Not `made > 0`: holders are forked without waiting for each to
+    // stall, so at the limit the holders themselves may take every pid.
+    check!(s, made < 50, "made {made}");
     check!(s, s.count("undead-vfork", 'D') == made, "D count vs {made}");
     s.ok(&["status"]);
     println!("{mode:?}: dstate 50 at pids.max=20: made {made} in {took:?}");

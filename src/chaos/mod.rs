@@ -248,12 +248,17 @@ fn shortfall(made: usize, wanted: usize, what: &str, e: Errno) -> String {
 }
 
 /// Wait until every pid shows `state` in /proc (at most `OBSERVE`);
-/// returns those that do.
+/// returns those that do. A process that is gone or dead (Z, X) never
+/// will, so it is not waited for: a vfork holder whose clone failed at
+/// `pids.max` exits, and must not hold the verb for the whole bound.
 fn await_state(pids: Vec<Pid>, state: char) -> Vec<Pid> {
     let deadline = Instant::now() + OBSERVE;
     let mut pending: Vec<Pid> = pids.clone();
     while !pending.is_empty() && Instant::now() < deadline {
-        pending.retain(|&p| procfs::state_of(p).is_some_and(|s| s != state));
+        pending.retain(|&p| {
+            procfs::state_of(p)
+                .is_some_and(|s| s != state && !matches!(s, 'Z' | 'X'))
+        });
         if !pending.is_empty() {
             std::thread::sleep(Duration::from_micros(100));
         }
@@ -262,7 +267,15 @@ fn await_state(pids: Vec<Pid>, state: char) -> Vec<Pid> {
 }
 
 /// Let the units go: reap held zombies, SIGKILL holders and stalled
-/// children, and wait (at most `OBSERVE`) until they are dead.
+/// children, and reap them too (at most `OBSERVE`).
+///
+/// The kit reaps what it releases itself, by pid, rather than leaving it
+/// to the init's drain: under `--withhold-reaping` the drain leaves every
+/// process but the main child in Z, and the kit's own processes are not
+/// the orphans withholding is about. A holder is undead's child; its
+/// stalled child and its zombies become undead's children when it dies
+/// (the kernel reparents them to the reaper, `forget_original_parent`),
+/// so each is reaped once it is a zombie whose parent is undead.
 fn release_units(units: Vec<Unit>) -> Vec<Pid> {
     let mut released = Vec::new();
     let mut dying = Vec::new();
@@ -275,22 +288,30 @@ fn release_units(units: Vec<Unit>) -> Vec<Pid> {
             Unit::Holder(h) => {
                 let _ = kill(h.pid, Signal::SIGKILL);
                 dying.push(h.pid);
+                dying.extend(h.zombies);
             }
             Unit::Vfork { holder, stall } => {
                 // Killing the stalled child completes the vfork; the
                 // holder then exits by itself. Without it, kill the holder.
                 let _ = kill(stall.unwrap_or(holder), Signal::SIGKILL);
                 dying.push(holder);
+                dying.extend(stall);
             }
         }
     }
+    let me = nix::unistd::getpid();
     let deadline = Instant::now() + OBSERVE;
-    while Instant::now() < deadline {
-        dying.retain(|&p| !matches!(procfs::state_of(p), None | Some('Z')));
-        if dying.is_empty() {
-            break;
+    while !dying.is_empty() && Instant::now() < deadline {
+        dying.retain(|&p| match procfs::read_proc(p) {
+            None => false,
+            Some(q) if q.state == 'Z' && q.ppid == me => {
+                !reaper::reap_pid(p, false)
+            }
+            Some(_) => true,
+        });
+        if !dying.is_empty() {
+            std::thread::sleep(Duration::from_micros(100));
         }
-        std::thread::sleep(Duration::from_micros(100));
     }
     released
 }
