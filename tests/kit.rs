@@ -518,6 +518,29 @@ fn withholding_still_reaps_the_main_child(mode: Mode) {
     check!(s, left.is_empty(), "withheld orphans outlived undead: {left:?}");
 }
 
+/// `--wait-all` waits for the living: a withheld zombie is dead and will
+/// never exit, so undead must still exit with the child's status (here it
+/// waited for ever, and neither `--grace` nor SIGTERM could end it).
+#[test]
+#[ignore = "bug: --wait-all counts withheld zombies as descendants to wait for (see report)"]
+fn withholding_with_wait_all_still_exits() {
+    for mode in MODES {
+        for grace in [&[][..], &["--grace", "500ms"]] {
+            let mut args = vec!["--no-control", "--withhold-reaping"];
+            args.extend(grace);
+            args.extend([
+                "--wait-all",
+                "--",
+                "sh",
+                "-c",
+                "(/bin/true &); exit 4",
+            ]);
+            let (code, _, err) = crate::common::run(mode, &args, T);
+            assert_eq!(code, 4, "{mode:?} {args:?}: {err}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Killable D state (vfork)
 // ---------------------------------------------------------------------------

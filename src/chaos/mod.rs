@@ -177,13 +177,21 @@ impl Kit {
             errno = Some(Errno::EAGAIN);
         }
         let procs = procfs::snapshot();
-        let units = in_d
+        let units: Vec<Unit> = in_d
             .iter()
             .map(|&holder| Unit::Vfork {
                 holder,
                 stall: procs.iter().find(|p| p.ppid == holder).map(|p| p.pid),
             })
             .collect();
+        let stalls: Vec<Pid> = units
+            .iter()
+            .filter_map(|u| match u {
+                Unit::Vfork { stall, .. } => *stall,
+                _ => None,
+            })
+            .collect();
+        await_comm(&stalls, "undead-vstall");
         (units, errno.map(|e| shortfall(in_d.len(), n, "vfork holder", e)))
     }
 
@@ -264,6 +272,22 @@ fn await_state(pids: Vec<Pid>, state: char) -> Vec<Pid> {
         }
     }
     pids.into_iter().filter(|&p| procfs::state_of(p) == Some(state)).collect()
+}
+
+/// Wait (at most `OBSERVE`) until each pid shows `comm` in /proc. A
+/// stalled child names itself only once it runs, which may be after its
+/// holder already shows D; naming itself is its last step before it
+/// stalls, so the name also means its pdeathsig is armed.
+fn await_comm(pids: &[Pid], comm: &str) {
+    let deadline = Instant::now() + OBSERVE;
+    let mut pending = pids.to_vec();
+    while !pending.is_empty() && Instant::now() < deadline {
+        pending
+            .retain(|&p| procfs::read_proc(p).is_some_and(|q| q.comm != comm));
+        if !pending.is_empty() {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
 }
 
 /// Let the units go: reap held zombies, SIGKILL holders and stalled

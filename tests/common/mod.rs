@@ -253,35 +253,17 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
-/// Run undead to completion with captured output: (code, stdout, stderr).
+/// Run undead to completion with captured output: (code, stdout, stderr);
+/// code -1 if it did not finish within `timeout` (then it and everything
+/// under it are killed, so a hung undead fails the test instead of hanging
+/// it).
 pub fn run(
     mode: Mode,
     args: &[&str],
     timeout: Duration,
 ) -> (i32, String, String) {
-    let mut c = command(mode);
-    c.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut out = String::new();
-    let mut err = String::new();
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    let _ = so.read_to_string(&mut out);
-    let code = wait_for(timeout, || child.try_wait().unwrap())
-        .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
-    if code.is_none() {
-        let _ = child.kill();
-    }
-    err.push_str(&t.join().unwrap());
-    (code.unwrap_or(-1), out, err)
+    let r = run_cmd(command(mode).args(args), timeout);
+    (r.code, r.stdout, r.stderr)
 }
 
 /// Assert with the context a failure needs: expected vs got, undead's
@@ -395,6 +377,11 @@ pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> Ran {
     let code = wait_for(timeout, || child.try_wait().unwrap())
         .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
     if code.is_none() {
+        // Everything under it too: a descendant holding the pipes would
+        // keep the readers below waiting.
+        for pid in descendants(child.id() as i32) {
+            kill(pid, libc::SIGKILL);
+        }
         let _ = child.kill();
         let _ = child.wait();
     }
