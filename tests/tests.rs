@@ -21,3 +21,6 @@ mod docker;
 
 /// --report: the JSON teardown report.
 mod report;
+
+/// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
+mod kit;

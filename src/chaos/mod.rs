@@ -219,13 +219,21 @@ impl Kit {
             errno = Some(Errno::EAGAIN);
         }
         let procs = procfs::snapshot();
-        let units = in_d
+        let units: Vec<Unit> = in_d
             .iter()
             .map(|&holder| Unit::Vfork {
                 holder,
                 stall: procs.iter().find(|p| p.ppid == holder).map(|p| p.pid),
             })
             .collect();
+        let stalls: Vec<Pid> = units
+            .iter()
+            .filter_map(|u| match u {
+                Unit::Vfork { stall, .. } => *stall,
+                _ => None,
+            })
+            .collect();
+        await_comm(&stalls, "undead-vstall");
         (units, errno.map(|e| shortfall(in_d.len(), n, "vfork holder", e)))
     }
 
@@ -334,12 +342,17 @@ fn await_zombies(pids: Vec<Pid>) -> Vec<Pid> {
 }
 
 /// Wait until every pid shows `state` in /proc (at most `OBSERVE`);
-/// returns those that do.
+/// returns those that do. A process that is gone or dead (Z, X) never
+/// will, so it is not waited for: a vfork holder whose clone failed at
+/// `pids.max` exits, and must not hold the verb for the whole bound.
 fn await_state(pids: Vec<Pid>, state: char) -> Vec<Pid> {
     let deadline = Instant::now() + OBSERVE;
     let mut pending: Vec<Pid> = pids.clone();
     while !pending.is_empty() && Instant::now() < deadline {
-        pending.retain(|&p| procfs::state_of(p).is_some_and(|s| s != state));
+        pending.retain(|&p| {
+            procfs::state_of(p)
+                .is_some_and(|s| s != state && !matches!(s, 'Z' | 'X'))
+        });
         if !pending.is_empty() {
             std::thread::sleep(Duration::from_micros(100));
         }
@@ -347,9 +360,36 @@ fn await_state(pids: Vec<Pid>, state: char) -> Vec<Pid> {
     pids.into_iter().filter(|&p| procfs::state_of(p) == Some(state)).collect()
 }
 
+/// Wait (at most `OBSERVE`) until each pid shows `comm` in /proc. A
+/// stalled child names itself only once it runs, which may be after its
+/// holder already shows D; naming itself is its last step before it
+/// stalls, so the name also means its pdeathsig is armed.
+fn await_comm(pids: &[Pid], comm: &str) {
+    let deadline = Instant::now() + OBSERVE;
+    let mut pending = pids.to_vec();
+    while !pending.is_empty() && Instant::now() < deadline {
+        pending
+            .retain(|&p| procfs::read_proc(p).is_some_and(|q| q.comm != comm));
+        if !pending.is_empty() {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+}
+
 impl Kit {
     /// Let the units go: reap held zombies, SIGKILL holders and stalled
-    /// children, and wait (at most `OBSERVE`) until they are dead.
+    /// children, answer FUSE victims with errors, and reap them too (at
+    /// most `OBSERVE`; FUSE connections not yet finished are served on by
+    /// the loop).
+    ///
+    /// The kit reaps what it releases itself, by pid, rather than leaving
+    /// it to the init's drain: under `--withhold-reaping` the drain leaves
+    /// every process but the main child in Z, and the kit's own processes
+    /// are not the orphans withholding is about. A holder is undead's
+    /// child; its stalled child and its zombies become undead's children
+    /// when it dies (the kernel reparents them to the reaper,
+    /// `forget_original_parent`), so each is reaped once it is a zombie
+    /// whose parent is undead.
     fn release_units(&mut self, units: Vec<Unit>) -> Vec<Pid> {
         let mut released = Vec::new();
         let mut dying = Vec::new();
@@ -363,26 +403,36 @@ impl Kit {
                 Unit::Holder(h) => {
                     let _ = kill(h.pid, Signal::SIGKILL);
                     dying.push(h.pid);
+                    dying.extend(h.zombies);
                 }
                 Unit::Vfork { holder, stall } => {
                     // Killing the stalled child completes the vfork; the
-                    // holder then exits by itself. Without it, kill the holder.
+                    // holder then exits by itself. Without it, kill the
+                    // holder.
                     let _ = kill(stall.unwrap_or(holder), Signal::SIGKILL);
                     dying.push(holder);
+                    dying.extend(stall);
                 }
                 Unit::Fuse(mut hold) => {
                     hold.release();
+                    dying.extend(hold.victims());
                     fuse_released.push(hold);
                 }
             }
         }
+        let me = nix::unistd::getpid();
         let deadline = Instant::now() + OBSERVE;
         while Instant::now() < deadline {
-            dying
-                .retain(|&p| !matches!(procfs::state_of(p), None | Some('Z')));
             for hold in &mut fuse_released {
                 hold.on_readable();
             }
+            dying.retain(|&p| match procfs::read_proc(p) {
+                None => false,
+                Some(q) if q.state == 'Z' && q.ppid == me => {
+                    !reaper::reap_pid(p, false)
+                }
+                Some(_) => true,
+            });
             fuse_released.retain(|h| !h.is_finished());
             if dying.is_empty() && fuse_released.is_empty() {
                 break;

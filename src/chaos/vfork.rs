@@ -54,12 +54,14 @@ fn run_holder(stack: &mut [u8], parent: Pid) -> ! {
     // fatal signal would hide what the test means to show.
     let _ = sys::set_mask(SigmaskHow::SIG_SETMASK, &SigSet::empty());
     let me = unistd::getpid();
+    // The name comes last: the kit waits for it, so once it shows, the
+    // pdeathsig is armed too.
     let mut stall = move || -> isize {
-        sys::set_comm(c"undead-vstall");
         let _ = prctl::set_pdeathsig(Signal::SIGKILL);
         if unistd::getppid() != me {
             sys::exit_now(1);
         }
+        sys::set_comm(c"undead-vstall");
         sys::pause_forever()
     };
     match sys::vfork_stall(stack, &mut stall) {

@@ -336,7 +336,10 @@ pub fn all_descendants(root: i32) -> Vec<i32> {
     found
 }
 
-/// Run undead to completion with captured output: (code, stdout, stderr).
+/// Run undead to completion with captured output: (code, stdout, stderr);
+/// code -1 if it did not finish within `timeout` (then it and everything
+/// under it are killed, so a hung undead fails the test instead of hanging
+/// it).
 pub fn run(
     mode: Mode,
     args: &[&str],
@@ -457,6 +460,59 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `/proc/PID/stat` field 22, the start time in clock ticks since boot:
+/// with the pid, it names one process even if the pid is reused later.
+pub fn starttime(pid: i32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the comm: state is field 3, so starttime is the 20th.
+    text[text.rfind(')')? + 2..].split(' ').nth(19)?.parse().ok()
+}
+
+/// One process, by pid and start time: `alive`/`gone` stay correct even if
+/// the pid is reused by an unrelated process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ident {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl Ident {
+    pub fn of(pid: i32) -> Option<Ident> {
+        Some(Ident { pid, start: starttime(pid)? })
+    }
+    /// Still present in /proc (in any state, Z included).
+    pub fn present(&self) -> bool {
+        starttime(self.pid) == Some(self.start)
+    }
+    /// The process's state letter, `None` once it is gone (reaped).
+    pub fn state(&self) -> Option<char> {
+        let s = state(self.pid)?;
+        self.present().then_some(s)
+    }
+}
+
+/// The pid of a process in the innermost PID namespace it belongs to: the
+/// last field of the `NSpid` line of /proc/PID/status.
+pub fn ns_pid(pid: i32) -> Option<i32> {
+    status_field(pid, "NSpid")?.split_whitespace().last()?.parse().ok()
+}
+
+impl Undead {
+    /// Map a pid as undead and its clients print it (undead's PID
+    /// namespace) to the host pid: identity as a subreaper; as PID 1, the
+    /// descendant whose innermost `NSpid` is `ns`. `None` if there is none.
+    pub fn host_pid(&self, ns: i32) -> Option<i32> {
+        match self.mode {
+            Mode::Subreaper => (ns == self.pid
+                || self.descendants().contains(&ns))
+            .then_some(ns),
+            Mode::Pid1 => std::iter::once(self.pid)
+                .chain(self.descendants())
+                .find(|&p| ns_pid(p) == Some(ns)),
+        }
+    }
+}
+
 /// A pseudo-terminal; a thread drains the master into `output` so the
 /// terminal never blocks a writer.
 pub struct Pty {
@@ -508,5 +564,53 @@ impl Pty {
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
+}
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+/// Run `cmd` to completion with captured output, killing it (by its own
+/// pid) after `timeout`; `code` is -1 then.
+pub fn run_ran(cmd: &mut Command, timeout: Duration) -> Ran {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let so = drain(Box::new(child.stdout.take().unwrap()));
+    let se = drain(Box::new(child.stderr.take().unwrap()));
+    let code = wait_for(timeout, || child.try_wait().unwrap())
+        .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
+    if code.is_none() {
+        // Everything under it too: a descendant holding the pipes would
+        // keep the readers below waiting.
+        for pid in descendants(child.id() as i32) {
+            kill(pid, libc::SIGKILL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let took = started.elapsed();
+    Ran {
+        code: code.unwrap_or(-1),
+        stdout: so.join().unwrap(),
+        stderr: se.join().unwrap(),
+        took,
     }
 }
