@@ -187,7 +187,7 @@ pub fn first_line(text: &str) -> String {
 fn normalise(words: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = words.iter();
-    for &w in rest.by_ref() {
+    while let Some(&w) = rest.next() {
         if w == "--" || !w.starts_with('-') {
             out.push(w.to_string());
             break;
@@ -207,11 +207,34 @@ fn normalise(words: &[&str]) -> Vec<String> {
             out.extend(w[1..].chars().map(|_| "-v".to_string()));
         } else {
             out.push(w.to_string());
+            // An option's value is not the command, whatever it looks like.
+            if TAKES_VALUE.contains(&w) {
+                out.extend(rest.next().map(|v| v.to_string()));
+            }
         }
     }
     out.extend(rest.map(|w| w.to_string()));
     out
 }
+
+/// The init options that take a value (as separate words).
+const TAKES_VALUE: [&str; 15] = [
+    "-p",
+    "--pdeathsig",
+    "-e",
+    "--remap-exit",
+    "-r",
+    "--rewrite",
+    "--grace",
+    "--report",
+    "--log-format",
+    "--zombies",
+    "--dstate",
+    "--dstate-kind",
+    "--release-after",
+    "--control",
+    "--withhold-reaping-for",
+];
 
 /// Merge flags with environment variables (flags win) and type the values.
 fn config(
@@ -352,6 +375,34 @@ mod tests {
         config(args, &|n| {
             env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
         })
+    }
+
+    #[test]
+    fn normalise_skips_option_values() {
+        assert_eq!(
+            normalise(&[
+                "--grace",
+                "1s",
+                "--withhold-reaping=1s",
+                "-vv",
+                "--",
+                "x"
+            ]),
+            [
+                "--grace",
+                "1s",
+                "--withhold-reaping-for",
+                "1s",
+                "-v",
+                "-v",
+                "--",
+                "x"
+            ]
+        );
+        assert_eq!(
+            normalise(&["-p", "TERM", "-vv", "sh"]),
+            ["-p", "TERM", "-v", "-v", "sh"]
+        );
     }
 
     #[test]

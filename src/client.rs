@@ -5,11 +5,13 @@
 //! Exit codes: 0 done, 1 failed or timed out, 2 usage error, 3 no undead
 //! answers on the socket.
 
-use std::io::{Read, Write};
+use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
+use nix::sys::socket::{MsgFlags, send};
 
 use crate::error::Error;
 use crate::json::{self, Value};
@@ -266,15 +268,26 @@ pub fn ask(
     };
     let mut stream = UnixStream::connect(control).map_err(no_answer)?;
     stream.set_read_timeout(Some(timeout)).map_err(no_answer)?;
-    stream.write_all(format!("{request}\n").as_bytes()).map_err(no_answer)?;
+    // MSG_NOSIGNAL: undead may have answered (a refusal) and closed
+    // already; that is a reply to read, not a SIGPIPE to die of. A failed
+    // send is therefore not final either: the read below decides.
+    let line = format!("{request}\n");
+    let _ = send(stream.as_raw_fd(), line.as_bytes(), MsgFlags::MSG_NOSIGNAL);
     // The reply is one line; do not wait for EOF beyond it.
     let mut reply = Vec::new();
     let mut chunk = [0u8; 4096];
     while !reply.ends_with(b"\n") {
-        match stream.read(&mut chunk).map_err(no_answer)? {
-            0 => break,
-            n => reply.extend_from_slice(&chunk[..n]),
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&chunk[..n]),
+            Err(e) if reply.is_empty() => return Err(no_answer(e)),
+            Err(_) => break,
         }
+    }
+    if reply.is_empty() {
+        return Err(no_answer(std::io::Error::from_raw_os_error(
+            libc::ECONNRESET,
+        )));
     }
     let reply = String::from_utf8_lossy(&reply);
     json::parse(reply.trim())
@@ -296,7 +309,11 @@ fn show(reply: &Value, print: Print) -> Result<(), Error> {
             crate::log::out!("released {} processes", pids("released").count())
         }
         Print::Status { json: true } => crate::log::out!("{}", render(reply)),
-        Print::Status { json: false } => print_status(reply),
+        Print::Status { json: false } => {
+            if matches!(reply.get("ok"), Some(Value::Bool(true))) {
+                print_status(reply);
+            }
+        }
     }
     if let Some(note) = reply.get("note").and_then(Value::as_str) {
         crate::log::error!("{note}");

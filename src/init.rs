@@ -107,7 +107,10 @@ fn setup(cfg: Config) -> Result<Init, Error> {
             Some(_) => Policy::Withhold,
             None => Policy::ReapAll,
         },
-        withhold_until: cfg.withhold.flatten().map(|d| now + d),
+        // `--release-after` ends withholding too (SPEC §5), held or not.
+        withhold_until: cfg.withhold.and_then(|d| {
+            [d, cfg.release_after].into_iter().flatten().min().map(|d| now + d)
+        }),
         cfg,
         me,
         is_pid1,
@@ -373,6 +376,9 @@ impl Init {
             debug!("reaped {pid}");
         }
         self.reaped += drained.others.len() as u64;
+        if !drained.others.is_empty() {
+            self.kit.forget(&drained.others);
+        }
     }
 
     fn end_withholding(&mut self) {

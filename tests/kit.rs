@@ -367,7 +367,6 @@ fn holder_zombies_reparent_to_undead_and_are_reaped(mode: Mode) {
 /// its zombies) as held, and a later `release` must not signal the pids,
 /// which may by then name unrelated processes.
 #[test]
-#[ignore = "bug: the kit keeps pids the drain reaped as held, and release SIGKILLs them (pid reuse); fix: Kit::forget in Init::account"]
 fn killed_holders_are_no_longer_held() {
     for mode in MODES {
         let s = Session::start(mode, &[], &SLEEP);
@@ -522,7 +521,6 @@ fn withholding_still_reaps_the_main_child(mode: Mode) {
 /// never exit, so undead must still exit with the child's status (here it
 /// waited for ever, and neither `--grace` nor SIGTERM could end it).
 #[test]
-#[ignore = "bug: --wait-all waits for withheld zombies, so undead never exits; fix: has_descendants ignores Z"]
 fn withholding_with_wait_all_still_exits() {
     for mode in MODES {
         for grace in [&[][..], &["--grace", "500ms"]] {
@@ -743,7 +741,6 @@ fn release_under_withholding_leaves_nothing(mode: Mode) {
 /// goes on until its DURATION or `--release-after` ends it"), also when
 /// the kit holds nothing of its own.
 #[test]
-#[ignore = "bug: --release-after ends withholding only when a kit unit expires; fix: withhold_until = min(DURATION, release_after)"]
 fn release_after_ends_withholding() {
     for mode in MODES {
         let dir = Scratch::new("kit");
@@ -1185,7 +1182,6 @@ fn non_root_uid_is_refused(mode: Mode) {
 /// answers a refused peer before reading its request, so the client's
 /// write may fail with EPIPE although the reply is waiting to be read.
 #[test]
-#[ignore = "bug: client::ask gives up on EPIPE before reading undead's refusal (exit 3, not 1); fix: read the reply anyway"]
 fn refused_client_exits_1_with_the_reason() {
     let s = Session::start(Mode::Subreaper, &[], &SLEEP);
     fs::set_permissions(&s.sock, fs::Permissions::from_mode(0o666)).unwrap();
@@ -1204,7 +1200,6 @@ fn refused_client_exits_1_with_the_reason() {
 /// it stands among the options, also after an option that takes a value
 /// (`--control PATH`, `--grace 5s`, ...).
 #[test]
-#[ignore = "bug: cli::normalise takes an option's value for the command, so --withhold-reaping=1s after --control PATH is a usage error"]
 fn option_values_do_not_end_the_options() {
     for mode in MODES {
         for opts in [

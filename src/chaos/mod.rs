@@ -161,6 +161,10 @@ impl Kit {
             .iter()
             .flat_map(|u| match u {
                 Unit::Fuse(hold) => hold.victims().to_vec(),
+                // The holder first, then the zombies it holds.
+                Unit::Holder(h) => {
+                    std::iter::once(h.pid).chain(h.zombies.clone()).collect()
+                }
                 other => vec![other.procs()[0].0],
             })
             .collect();
@@ -282,6 +286,19 @@ impl Kit {
             .partition(|(u, _)| take(u));
         self.units = kept;
         self.release_units(taken.into_iter().map(|(u, _)| u).collect())
+    }
+
+    /// Forget holdings whose holder the init's drain has reaped (someone
+    /// else killed it): their pids must not be signalled later, they may
+    /// belong to unrelated processes by then. Held zombies are clone
+    /// children the drain never reaps; FUSE victims are tracked by their
+    /// connection.
+    pub fn forget(&mut self, reaped: &[Pid]) {
+        self.units.retain(|(unit, _)| match unit {
+            Unit::Holder(h) => !reaped.contains(&h.pid),
+            Unit::Vfork { holder, .. } => !reaped.contains(holder),
+            Unit::Zombie(_) | Unit::Fuse(_) => true,
+        });
     }
 
     /// When the next unit reaches `--release-after`.
