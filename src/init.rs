@@ -480,6 +480,29 @@ impl Init {
         left.len()
     }
 
+    /// Subreaper exit: SIGKILL every descendant and reap them, waiting for
+    /// SIGCHLD (not sleeping) between rounds: a killed grandchild reaches
+    /// undead only when its parent dies and the kernel reparents it.
+    fn kill_and_reap_all(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        self.policy = Policy::ReapAll;
+        while self.kill_descendants() > 0 {
+            self.reap_zombies();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if procfs::children(self.me).is_some_and(|c| c.is_empty()) {
+                break;
+            }
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(ms));
+            let _ = signals::read_pending(&self.sigfd);
+        }
+        self.reap_zombies();
+    }
+
     /// The exit code once undead should exit, else `None`.
     fn exit_code(&self) -> Option<u8> {
         let exit = self.child_exit?;
@@ -535,12 +558,7 @@ impl Init {
             report::write(path, &rec.render(&ending));
         }
         if !self.is_pid1 {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while self.kill_descendants() > 0 && Instant::now() < deadline {
-                self.policy = Policy::ReapAll;
-                self.reap_zombies();
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            self.kill_and_reap_all(Duration::from_secs(2));
         }
         info!("exiting with {code}");
         code
