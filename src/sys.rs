@@ -172,21 +172,16 @@ pub fn set_comm(name: &CStr) {
 }
 
 /// A child created with clone(CLONE_VM | CLONE_VFORK) that names itself
-/// `comm` and `_exit`s at once. Returns when the child has released our
-/// memory (vfork semantics), i.e. at the very end of its exit.
-///
-/// With `clone_child` its exit signal is 0, which makes it a "clone child"
-/// (`wait(2)`, `__WCLONE`): a plain `waitpid(-1, WNOHANG)` never returns
-/// it, so the init's reaper drain leaves it alone until it is released
-/// with `__WCLONE`. Otherwise its exit signal is SIGCHLD.
+/// `comm` and `_exit`s at once, with exit signal SIGCHLD. Returns when the
+/// child has released our memory (vfork semantics), i.e. at the very end
+/// of its exit. Used by the zombie holder, whose children must be ordinary
+/// children so that they reparent to undead as such.
 pub fn spawn_instant_zombie(
     stack: &mut [u8],
     comm: &CStr,
-    clone_child: bool,
 ) -> Result<Pid, Errno> {
     use nix::sched::CloneFlags;
     let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
-    let signal = (!clone_child).then_some(libc::SIGCHLD);
     let body = Box::new(|| {
         set_comm(comm);
         exit_now(0)
@@ -194,7 +189,75 @@ pub fn spawn_instant_zombie(
     // SAFETY: the child shares our memory but only calls prctl and _exit,
     // which touch no Rust state; CLONE_VFORK keeps us suspended until it
     // has exited, so the stack is not reused while it runs.
-    unsafe { nix::sched::clone(body, stack, flags, signal) }
+    unsafe { nix::sched::clone(body, stack, flags, Some(libc::SIGCHLD)) }
+}
+
+/// The whole life of a held zombie: name itself, exit. Raw libc calls
+/// only: it runs on a stack of its own but shares undead's memory and TLS,
+/// and neither call touches TLS on success (prctl) or at all (_exit).
+extern "C" fn zombie_entry(_arg: *mut std::ffi::c_void) -> std::ffi::c_int {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated static string.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, c"undead-zombie".as_ptr(), 0, 0, 0)
+    };
+    // SAFETY: _exit has no preconditions; it never returns.
+    unsafe { libc::_exit(0) }
+}
+
+/// Anonymous memory for the stacks of zombies created without waiting:
+/// each child runs concurrently on its own slot. Unmapped on drop, so it
+/// must outlive every child that may still run on it (the caller leaks it
+/// with `mem::forget` if it cannot confirm they have all exited).
+pub struct ZombieStacks {
+    base: std::ptr::NonNull<std::ffi::c_void>,
+    len: std::num::NonZeroUsize,
+    slot: usize,
+}
+
+impl ZombieStacks {
+    pub fn new(n: usize, slot: usize) -> Result<ZombieStacks, Errno> {
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
+        let len = std::num::NonZeroUsize::new(n.max(1) * slot)
+            .ok_or(Errno::EINVAL)?;
+        let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
+        let flags = MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE;
+        // SAFETY: a fresh anonymous mapping aliases no Rust object.
+        let base = unsafe { mmap_anonymous(None, len, prot, flags) }?;
+        Ok(ZombieStacks { base, len, slot })
+    }
+
+    /// clone(CLONE_VM) a child on slot `i` with exit signal 0 (a "clone
+    /// child", invisible to `waitpid(-1)` without `__WCLONE`, `wait(2)`),
+    /// which names itself `undead-zombie` and exits. Does not wait for it.
+    pub fn spawn_zombie(&mut self, i: usize) -> Result<Pid, Errno> {
+        let end = (i + 1) * self.slot;
+        if end > self.len.get() {
+            return Err(Errno::EINVAL);
+        }
+        // The stack grows down from the slot's end, 16-byte aligned.
+        let top = self.base.as_ptr().cast::<u8>().wrapping_add(end & !15);
+        // SAFETY: the child runs only `zombie_entry` on its own slot of a
+        // mapping that stays alive until it has exited (see the type), and
+        // shares no Rust object with us; flags carry no CLONE_VFORK, so we
+        // return at once; the exit signal in the low byte is 0.
+        let r = unsafe {
+            libc::clone(
+                zombie_entry,
+                top.cast(),
+                libc::CLONE_VM,
+                std::ptr::null_mut(),
+            )
+        };
+        Errno::result(r).map(Pid::from_raw)
+    }
+}
+
+impl Drop for ZombieStacks {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours, and by the type's contract no child
+        // runs on it any more.
+        let _ = unsafe { nix::sys::mman::munmap(self.base, self.len.get()) };
+    }
 }
 
 /// clone(CLONE_VM | CLONE_VFORK) whose child runs `stall` on `stack` and

@@ -187,8 +187,7 @@ impl Kit {
     }
 
     fn create_zombies(&mut self, n: usize) -> (Vec<Unit>, Option<String>) {
-        let (made, errno) = zombie::spawn_zombies(n, &mut self.stack);
-        let made = await_zombies(made);
+        let (made, errno) = zombie::spawn_zombies(n, OBSERVE);
         let error = errno.map(|e| shortfall(made.len(), n, "zombie", e));
         (made.into_iter().map(Unit::Zombie).collect(), error)
     }
@@ -340,22 +339,6 @@ impl Kit {
 fn shortfall(made: usize, wanted: usize, what: &str, e: Errno) -> String {
     let hint = if e == Errno::EAGAIN { " (pids.max reached?)" } else { "" };
     format!("made {made} of {wanted} {what}s: fork failed: {}{hint}", e.desc())
-}
-
-/// Wait until every held clone child is a zombie (at most `OBSERVE`);
-/// returns those that are. By the time vfork-style clone returns, the child
-/// is at the very end of its exit, so one pass nearly always suffices.
-fn await_zombies(pids: Vec<Pid>) -> Vec<Pid> {
-    let deadline = Instant::now() + OBSERVE;
-    let mut pending: Vec<Pid> = pids.clone();
-    loop {
-        pending.retain(|&p| !reaper::is_zombie_clone(p));
-        if pending.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_micros(50));
-    }
-    pids.into_iter().filter(|p| !pending.contains(p)).collect()
 }
 
 /// Wait until every pid shows `state` in /proc (at most `OBSERVE`);
