@@ -8,10 +8,11 @@
 //! failure (EAGAIN at `pids.max`) and says how many it made.
 
 mod fuse;
+mod rescue;
 mod vfork;
 mod zombie;
 
-pub use fuse::rescue;
+pub use rescue::rescue;
 
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
