@@ -69,8 +69,8 @@ impl Server {
         let tmp = path.with_extension(format!("tmp{}", unistd::getpid()));
         let _ = fs::remove_file(&tmp);
         let listener = UnixListener::bind(&tmp).map_err(errno)?;
-        let setup = listener
-            .set_nonblocking(true)
+        let setup = crate::sys::notify_by_signal(listener.as_fd())
+            .map_err(std::io::Error::from)
             .and_then(|()| {
                 fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
             })
@@ -158,7 +158,9 @@ impl Server {
 /// Only undead's uid or root is served (SO_PEERCRED), and only
 /// `MAX_CONNS` at once.
 fn admit(stream: &UnixStream, open: usize) -> Result<(), String> {
-    let _ = stream.set_nonblocking(true);
+    // Its data, too, wakes undead through the control signal.
+    crate::sys::notify_by_signal(stream.as_fd())
+        .map_err(|e| format!("cannot watch the connection: {}", e.desc()))?;
     let cred = getsockopt(stream, sockopt::PeerCredentials)
         .map_err(|e| format!("cannot read peer credentials: {}", e.desc()))?;
     let me = unistd::geteuid().as_raw();

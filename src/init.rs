@@ -208,6 +208,15 @@ impl Init {
     /// Each source is served only when `poll` says it is ready, so a
     /// forwarded signal costs one `poll`, one signalfd read and one `kill`.
     fn wait_for_events(&mut self, timeout: PollTimeout) -> Vec<Action> {
+        // Nothing to time and no FUSE connection: everything that can
+        // happen arrives as a signal (the control socket's readiness too,
+        // by F_SETSIG), so one blocking read of the signalfd is the whole
+        // wait: two syscalls per forwarded signal or reaped orphan.
+        if timeout == PollTimeout::NONE && self.kit.fds().is_empty() {
+            let mut actions = Vec::new();
+            self.read_signals(&mut actions);
+            return actions;
+        }
         let control_fds =
             self.control.as_ref().map(Server::fds).unwrap_or_default();
         let n_control = control_fds.len();
@@ -244,9 +253,15 @@ impl Init {
         actions
     }
 
-    /// Drain the signalfd into actions.
+    /// Drain the signalfd into actions; serve the control socket if the
+    /// kernel signalled it readable.
     fn read_signals(&mut self, actions: &mut Vec<Action>) {
+        let mut control = false;
         for got in signals::read_pending(&self.sigfd) {
+            if got.is_control_event() {
+                control = true;
+                continue;
+            }
             let sig = match got.signal {
                 Ok(sig) => sig,
                 Err(n) => {
@@ -267,6 +282,9 @@ impl Init {
                 from_self,
                 &self.cfg.rewrites,
             ));
+        }
+        if control {
+            self.serve_requests();
         }
     }
 
@@ -497,8 +515,9 @@ impl Init {
             }
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
             let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::from(ms));
-            let _ = signals::read_pending(&self.sigfd);
+            if matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(1..)) {
+                let _ = signals::read_pending(&self.sigfd);
+            }
         }
         self.reap_zombies();
     }

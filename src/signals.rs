@@ -51,7 +51,9 @@ pub fn block_signals() -> Result<(SignalFd, ChildSignalState), Error> {
     }
     let inherited_mask =
         sys::set_mask(SigmaskHow::SIG_BLOCK, &set).map_err(Error::Signals)?;
-    let flags = SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK;
+    // Blocking: when nothing but signals can happen, undead sleeps in
+    // read(2) on it (the control socket signals too, see `control.rs`).
+    let flags = SfdFlags::SFD_CLOEXEC;
     let fd = SignalFd::with_flags(&set, flags).map_err(Error::Signals)?;
     Ok((fd, ChildSignalState { inherited_mask }))
 }
@@ -61,6 +63,20 @@ pub struct Received {
     /// `Err(n)` for a real-time signal, which nix's `Signal` cannot name.
     pub signal: Result<Signal, u32>,
     pub sender: u32,
+    /// `ssi_code`: > 0 when the kernel raised it (POLL_IN from F_SETSIG,
+    /// 0x80 SI_KERNEL), <= 0 when a process sent it (SI_USER, SI_QUEUE).
+    pub code: i32,
+}
+
+impl Received {
+    /// The kernel saying a control socket is readable: our F_SETSIG
+    /// signal, or SIGIO when the real-time queue overflowed (`fcntl(2)`),
+    /// in both cases raised by the kernel, never by a process.
+    pub fn is_control_event(&self) -> bool {
+        let rt = u32::try_from(sys::control_signal()).unwrap_or(0);
+        self.code > 0
+            && (self.signal == Err(rt) || self.signal == Ok(Signal::SIGIO))
+    }
 }
 
 /// Size of `struct signalfd_siginfo` (`signalfd(2)`).
@@ -69,12 +85,21 @@ const SIGINFO: usize = 128;
 const BATCH: usize = 16;
 
 /// Read the pending signals, up to `BATCH` `signalfd_siginfo` records per
-/// read(2); a short read means the queue is empty, which saves the usual
-/// trailing EAGAIN read on the forwarding path.
+/// read(2); a short read means the queue is empty. The signalfd blocks:
+/// the first read waits for a signal, and after a full batch the next
+/// read happens only if `poll` says more is queued.
 pub fn read_pending(fd: &SignalFd) -> Vec<Received> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
     let mut out = Vec::new();
     let mut buf = [0u8; SIGINFO * BATCH];
     loop {
+        if !out.is_empty() {
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1..)) {
+                return out;
+            }
+        }
         let n = match nix::unistd::read(fd, &mut buf) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
@@ -87,7 +112,8 @@ pub fn read_pending(fd: &SignalFd) -> Vec<Received> {
     }
 }
 
-/// `ssi_signo` (u32 at 0) and `ssi_pid` (u32 at 12). Pure.
+/// `ssi_signo` (u32 at 0), `ssi_code` (i32 at 8) and `ssi_pid` (u32 at
+/// 12). Pure.
 fn parse_siginfo(rec: &[u8]) -> Received {
     let u32_at = |at: usize| {
         rec.get(at..at + 4)
@@ -101,6 +127,7 @@ fn parse_siginfo(rec: &[u8]) -> Received {
             .and_then(|n| Signal::try_from(n).ok())
             .ok_or(signo),
         sender: u32_at(12),
+        code: u32_at(8) as i32,
     }
 }
 

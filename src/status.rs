@@ -32,10 +32,12 @@ pub struct View<'a> {
 }
 
 pub fn render(v: &View<'_>, now: Instant) -> String {
-    let procs = procfs::snapshot();
-    let mine = procfs::descendants(&procs, v.me);
-    let under: Vec<&Proc> =
-        procs.iter().filter(|p| mine.contains(&p.pid)).collect();
+    // undead's own tree only, walked through the children files: cheap on
+    // a host with thousands of processes.
+    let under: Vec<Proc> = procfs::descendants_of(v.me)
+        .into_iter()
+        .filter_map(procfs::read_proc)
+        .collect();
     let count = |s| under.iter().filter(|p| p.state == s).count();
     let held_pids: Vec<Pid> = v.held.iter().map(|h| h.pid).collect();
     let withheld: Vec<String> = under

@@ -110,6 +110,31 @@ pub fn pause_forever() -> ! {
     }
 }
 
+/// The real-time signal through which the kernel tells undead that a
+/// control socket became readable (F_SETSIG): glibc's first free one.
+pub fn control_signal() -> i32 {
+    libc::SIGRTMIN()
+}
+
+/// `F_SETSIG` from Linux's <fcntl.h> (the libc crate does not export it).
+const F_SETSIG: std::ffi::c_int = 10;
+
+/// Ask the kernel to queue `control_signal()` to undead whenever `fd`
+/// becomes readable (O_ASYNC, F_SETOWN, F_SETSIG; `fcntl(2)`), so the
+/// socket wakes undead's blocking signalfd read like any signal.
+pub fn notify_by_signal(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    let fd = fd.as_raw_fd();
+    let me = nix::unistd::getpid().as_raw();
+    // SAFETY: fcntl with integer arguments only; no memory is passed.
+    unsafe {
+        Errno::result(libc::fcntl(fd, libc::F_SETOWN, me))?;
+        Errno::result(libc::fcntl(fd, F_SETSIG, control_signal()))?;
+        let flags = Errno::result(libc::fcntl(fd, libc::F_GETFL))?;
+        let flags = flags | libc::O_ASYNC | libc::O_NONBLOCK;
+        Errno::result(libc::fcntl(fd, libc::F_SETFL, flags)).map(drop)
+    }
+}
+
 /// ioctl(fd, TIOCNOTTY): give up the controlling terminal, so that a child
 /// in a new session (`--setsid`) can take it with TIOCSCTTY (dumb-init does
 /// the same). As session leader this also sends SIGHUP and SIGCONT to

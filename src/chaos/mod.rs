@@ -222,12 +222,12 @@ impl Kit {
         if in_d.len() < holders.len() && errno.is_none() {
             errno = Some(Errno::EAGAIN);
         }
-        let procs = procfs::snapshot();
         let units: Vec<Unit> = in_d
             .iter()
             .map(|&holder| Unit::Vfork {
                 holder,
-                stall: procs.iter().find(|p| p.ppid == holder).map(|p| p.pid),
+                stall: procfs::children(holder)
+                    .and_then(|kids| kids.first().copied()),
             })
             .collect();
         let stalls: Vec<Pid> = units

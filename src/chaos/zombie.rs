@@ -160,10 +160,10 @@ fn read_report(rd: &OwnedFd, holder: Pid) -> (usize, Option<Errno>) {
 fn children_in_state(parent: Pid, state: char, want: usize) -> Vec<Pid> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let found: Vec<Pid> = crate::procfs::snapshot()
+        let found: Vec<Pid> = crate::procfs::children(parent)
+            .unwrap_or_default()
             .into_iter()
-            .filter(|p| p.ppid == parent && p.state == state)
-            .map(|p| p.pid)
+            .filter(|&p| crate::procfs::state_of(p) == Some(state))
             .collect();
         if found.len() >= want || Instant::now() >= deadline {
             return found;
