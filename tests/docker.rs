@@ -810,8 +810,14 @@ fn docker_exec_verbs_inside_container() {
                 .then_some(())
         },
     );
-    let took = stop(&c);
-    assert_eq!(exit_code(&c), 143);
+    assert_stops_with_143(&c);
+}
+
+/// `docker stop` forwards TERM: the container exits 143, well before
+/// Docker's SIGKILL.
+fn assert_stops_with_143(c: &str) {
+    let took = stop(c);
+    assert_eq!(exit_code(c), 143, "docker stop of {c}");
     assert!(took < STOP_FAST, "docker stop took {took:?}");
 }
 
@@ -855,9 +861,7 @@ fn docker_pids_limit_zombie_storm() {
     assert!(zombies > 0 && zombies < 50, "{zombies} zombies");
     assert!(host_proc(pid).is_some_and(|p| p.state != 'Z'), "undead alive");
     assert!(running(&c));
-    let took = stop(&c);
-    assert_eq!(exit_code(&c), 143);
-    assert!(took < STOP_FAST, "docker stop took {took:?}");
+    assert_stops_with_143(&c);
 }
 
 /// Raises 2 SIGKILL-immune FUSE victims in a fresh container and returns
@@ -1121,9 +1125,7 @@ fn docker_user_image_and_multistage_recipe() {
     let d = cl.container("demo");
     docker_ok(&["run", "-d", "--name", &d, &demo_img]);
     wait_for_undead(&d);
-    let took = stop(&d);
-    assert_eq!(exit_code(&d), 143, "the demo's CMD is a sleep under undead");
-    assert!(took < STOP_FAST, "docker stop took {took:?}");
+    assert_stops_with_143(&d);
 }
 
 /// Configuration by environment, as the k8s manifests use it; a flag wins
@@ -1165,9 +1167,7 @@ fn docker_env_configuration_like_k8s_pod() {
         "10s",
     ]);
     assert!(ran.ok(), "{ran}");
-    let took = stop(&c);
-    assert_eq!(exit_code(&c), 143);
-    assert!(took < STOP_FAST, "docker stop took {took:?}");
+    assert_stops_with_143(&c);
 
     let f = cl.container("env-flag");
     docker_ok(&[
