@@ -212,7 +212,7 @@ impl Init {
         // happen arrives as a signal (the control socket's readiness too,
         // by F_SETSIG), so one blocking read of the signalfd is the whole
         // wait: two syscalls per forwarded signal or reaped orphan.
-        if timeout == PollTimeout::NONE && self.kit.fds().is_empty() {
+        if timeout == PollTimeout::NONE && !self.kit.has_fuse() {
             let mut actions = Vec::new();
             self.read_signals(&mut actions);
             return actions;

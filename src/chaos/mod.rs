@@ -241,6 +241,13 @@ impl Kit {
         (units, errno.map(|e| shortfall(in_d.len(), n, "vfork holder", e)))
     }
 
+    /// Whether a FUSE connection is held or still being released: then the
+    /// init must `poll` its descriptor.
+    pub fn has_fuse(&self) -> bool {
+        !self.releasing.is_empty()
+            || self.units.iter().any(|(u, _)| matches!(u, Unit::Fuse(_)))
+    }
+
     /// The FUSE descriptors the init's `poll` must watch.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
         self.units
@@ -347,17 +354,10 @@ fn shortfall(made: usize, wanted: usize, what: &str, e: Errno) -> String {
 /// will, so it is not waited for: a vfork holder whose clone failed at
 /// `pids.max` exits, and must not hold the verb for the whole bound.
 fn await_state(pids: Vec<Pid>, state: char) -> Vec<Pid> {
-    let deadline = Instant::now() + OBSERVE;
-    let mut pending: Vec<Pid> = pids.clone();
-    while !pending.is_empty() && Instant::now() < deadline {
-        pending.retain(|&p| {
-            procfs::state_of(p)
-                .is_some_and(|s| s != state && !matches!(s, 'Z' | 'X'))
-        });
-        if !pending.is_empty() {
-            std::thread::sleep(Duration::from_micros(100));
-        }
-    }
+    settle(&pids, OBSERVE, |p| {
+        procfs::state_of(p)
+            .is_none_or(|s| s == state || matches!(s, 'Z' | 'X'))
+    });
     pids.into_iter().filter(|&p| procfs::state_of(p) == Some(state)).collect()
 }
 
@@ -366,14 +366,27 @@ fn await_state(pids: Vec<Pid>, state: char) -> Vec<Pid> {
 /// holder already shows D; naming itself is its last step before it
 /// stalls, so the name also means its pdeathsig is armed.
 fn await_comm(pids: &[Pid], comm: &str) {
-    let deadline = Instant::now() + OBSERVE;
+    settle(pids, OBSERVE, |p| {
+        procfs::read_proc(p).is_none_or(|q| q.comm == comm)
+    });
+}
+
+/// Poll `done` over `pids` (every 50 µs, at most `wait`) until it holds for
+/// all; returns those for which it never did. The one bounded wait behind
+/// every "observably in the promised state" of the kit.
+pub(crate) fn settle(
+    pids: &[Pid],
+    wait: Duration,
+    done: impl Fn(Pid) -> bool,
+) -> Vec<Pid> {
+    let deadline = Instant::now() + wait;
     let mut pending = pids.to_vec();
-    while !pending.is_empty() && Instant::now() < deadline {
-        pending
-            .retain(|&p| procfs::read_proc(p).is_some_and(|q| q.comm != comm));
-        if !pending.is_empty() {
-            std::thread::sleep(Duration::from_micros(100));
+    loop {
+        pending.retain(|&p| !done(p));
+        if pending.is_empty() || Instant::now() >= deadline {
+            return pending;
         }
+        std::thread::sleep(Duration::from_micros(50));
     }
 }
 

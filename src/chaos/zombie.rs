@@ -65,15 +65,7 @@ pub fn spawn_zombies(n: usize, wait: Duration) -> (Vec<Pid>, Option<Errno>) {
 /// `wait`): `waitid(WNOWAIT | __WCLONE)` reports a clone child only once
 /// it is a zombie, and leaves it one.
 fn await_zombies(pids: &[Pid], wait: Duration) -> Vec<Pid> {
-    let deadline = Instant::now() + wait;
-    let mut pending: Vec<Pid> = pids.to_vec();
-    loop {
-        pending.retain(|&p| !crate::reaper::is_zombie_clone(p));
-        if pending.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_micros(50));
-    }
+    let pending = super::settle(pids, wait, crate::reaper::is_zombie_clone);
     pids.iter().copied().filter(|p| !pending.contains(p)).collect()
 }
 
