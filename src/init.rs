@@ -65,8 +65,8 @@ pub fn main(cfg: Config) -> u8 {
     }
 }
 
-/// Block signals → become a subreaper unless PID 1 → serve the control
-/// socket → raise what `--zombies`/`--dstate` ask → spawn the child.
+/// Block signals → become a subreaper unless PID 1 → raise what
+/// `--zombies`/`--dstate` ask → serve the control socket → spawn the child.
 fn setup(cfg: Config) -> Result<Init, Error> {
     let started = Instant::now();
     let cfg_report = cfg.report.is_some();
@@ -77,11 +77,15 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     if let Some(sig) = cfg.pdeathsig {
         prctl::set_pdeathsig(sig).map_err(Error::Pdeathsig)?;
     }
-    let control = serve_control(&cfg)?;
     let mut kit = Kit::new(cfg.release_after);
     raise_at_start(&cfg, &mut kit).inspect_err(|_| {
         kit.release(&Release::All);
-        control.as_ref().map(Server::remove);
+    })?;
+    // After the holdings, before the child: once the socket exists, what
+    // `--zombies`/`--dstate` asked for is in place and undead answers
+    // (the child may rely on it, e.g. `-- undead wait --zombies N`).
+    let control = serve_control(&cfg).inspect_err(|_| {
+        kit.release(&Release::All);
     })?;
     let plan = SpawnPlan {
         argv: &cfg.command,
