@@ -30,11 +30,30 @@ const STAY: Duration = Duration::from_secs(2);
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// One fuse test at a time (`rescue` is host-wide); a failed test must not
-/// poison the others. Other modules that raise fuse victims (docker) can
-/// hold it too.
-pub(crate) fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+/// Held while a test raises FUSE victims: `rescue` is host-wide.
+pub(crate) struct Serial {
+    _host: Option<nix::fcntl::Flock<fs::File>>,
+    _here: MutexGuard<'static, ()>,
+}
+
+/// One fuse test at a time, in this test process (a mutex; a failed test
+/// must not poison the others) and on the host (an flock on a file in
+/// /tmp: a second `cargo test` running beside this one, say in another
+/// checkout, must not have its victims rescued under it). Other modules
+/// that raise fuse victims (docker) hold it too.
+pub(crate) fn serial() -> Serial {
+    let here = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let host = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/undead-tests-fuse.lock")
+        .ok()
+        .and_then(|f| {
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+                .ok()
+        });
+    Serial { _host: host, _here: here }
 }
 
 /// A process identified by pid and start time, so a reused pid is not
