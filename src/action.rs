@@ -1,10 +1,13 @@
 //! The one vocabulary of things undead can be asked to do, whether the
 //! request arrives as a signal (`signals::classify`) or over the control
-//! socket (`control::parse`). `Init::apply` is the only executor.
+//! socket (`Request::into_action`). `Init::apply` is the only executor;
+//! it returns a `Reply`, which `control.rs` encodes for the client.
 
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
-use crate::chaos::{ChaosCmd, Release};
+use crate::chaos::{ChaosCmd, Created, Release};
+use crate::json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -22,4 +25,20 @@ pub enum Action {
     Release(Release),
     /// Report what undead holds and sees (`status`, `wait`).
     Snapshot,
+}
+
+/// What `Init::apply` did, for the client that asked (a signal's reply is
+/// dropped). Encoded by `control::encode`.
+#[derive(Debug)]
+pub enum Reply {
+    /// Done, nothing to report.
+    Done,
+    /// `Action::Chaos`: the processes made, or why creation stopped short.
+    Raised(Created),
+    /// `Action::Release`: the pids let go.
+    Released(Vec<Pid>),
+    /// `Action::Snapshot`: the `status` object (`status.rs`).
+    Status(Value),
+    /// The request was not executed: why.
+    Refused(String),
 }

@@ -1,6 +1,6 @@
-//! The command line: init mode (`undead [OPTIONS] -- COMMAND...`) or a
-//! client verb (`undead zombie 3`), flags merged with environment variables
-//! (a flag wins over its variable).
+//! The init-mode command line (`undead [OPTIONS] -- COMMAND...`), flags
+//! merged with environment variables (a flag wins over its variable). The
+//! client verbs (`undead zombie 3`) are `client.rs`'s; `main` decides which.
 //!
 //! argh parses the words; this file only normalises what argh does not
 //! know (`-vvv`, `--opt=value`, the optional value of `--withhold-reaping`)
@@ -14,6 +14,7 @@ use argh::FromArgs;
 use nix::sys::signal::Signal;
 
 use crate::chaos::Kind;
+use crate::control::DEFAULT_CONTROL;
 use crate::error::Error;
 use crate::parse;
 use crate::signals::Rewrites;
@@ -117,27 +118,57 @@ pub struct Config {
     pub verbosity: u8,
     pub log_json: bool,
     pub warn_reap: bool,
-    /// `None`: reap orphans; `Some(None)`: withhold forever.
-    pub withhold: Option<Option<Duration>>,
+    pub withhold: Withhold,
     pub zombies: usize,
     pub dstate: usize,
     pub dstate_kind: Kind,
     pub release_after: Option<Duration>,
-    pub control: Option<PathBuf>,
-    /// The control path was given by flag or variable, not defaulted.
-    pub control_explicit: bool,
+    pub control: ControlPath,
 }
 
-/// What the command line asks for.
+/// `--withhold-reaping[=DURATION]`: whether orphans are left in Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withhold {
+    /// Reap every orphan (the default).
+    Off,
+    /// Until `release all` or `--release-after`.
+    Forever,
+    /// For DURATION (or until `--release-after`, if sooner).
+    For(Duration),
+}
+
+impl Withhold {
+    /// How long after start withholding ends by itself: its DURATION or
+    /// `--release-after`, whichever comes first (the safety timer ends
+    /// withholding too, held processes or not).
+    pub fn ends(self, release_after: Option<Duration>) -> Option<Duration> {
+        let own = match self {
+            Withhold::Off => return None,
+            Withhold::Forever => None,
+            Withhold::For(d) => Some(d),
+        };
+        [own, release_after].into_iter().flatten().min()
+    }
+}
+
+/// Where the control socket is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlPath {
+    /// `--no-control`.
+    Off,
+    /// Nobody asked: best effort, so a read-only /run does not stop undead
+    /// from standing in for tini.
+    Default(PathBuf),
+    /// `--control` or `UNDEAD_CONTROL`: failing to serve it is an error.
+    Explicit(PathBuf),
+}
+
+/// What the init command line asks for.
 pub enum Invocation {
     Init(Config),
-    Client(crate::client::Verb),
-    /// `--help` / `--version`: print this and exit 0.
+    /// `--version`: print this and exit 0.
     Print(String),
 }
-
-pub const VERBS: [&str; 7] =
-    ["zombie", "dstate", "release", "status", "wait", "ps", "rescue"];
 
 /// The version line. `docker info` parses the init's `--version` as
 /// `tini version X - git.Y` (moby's `parseInitVersion`); catatonit prints
@@ -146,39 +177,16 @@ pub fn version() -> String {
     format!("tini version {} - git.undead", env!("CARGO_PKG_VERSION"))
 }
 
-pub fn parse(argv: &[String]) -> Result<Invocation, Error> {
-    let words: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
-    if let Some(verb) = words.first().filter(|w| VERBS.contains(w)) {
-        return crate::client::parse(verb, &words[1..])
-            .map(Invocation::Client);
-    }
-    let words = normalise(&words);
+/// Parse the words after `undead` (no verb among them).
+pub fn parse(words: &[&str]) -> Result<Invocation, Error> {
+    let words = normalise(words);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let args = match InitArgs::from_args(&["undead"], &words) {
-        Ok(args) => args,
-        Err(e) if e.status.is_ok() => {
-            return Ok(Invocation::Print(help_text(&e.output)));
-        }
-        Err(e) => return Err(Error::Usage(first_line(&e.output))),
-    };
+    let args = InitArgs::from_args(&["undead"], &words)?;
     if args.version {
         return Ok(Invocation::Print(version()));
     }
-    config(args, &|name| env::var(name).ok()).map(Invocation::Init)
-}
-
-/// `--help` output: argh's text plus the exit-code table.
-pub fn help_text(argh_output: &str) -> String {
-    format!("{}\n{}", argh_output.trim_end(), crate::error::EXIT_CODES)
-}
-
-/// argh's first error line, lowercased like every undead error.
-pub fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or("usage error").trim();
-    let mut chars = line.chars();
-    chars
-        .next()
-        .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
+    let env = |name: &str| env::var(name).ok();
+    config(args, &Env(&env)).map(Invocation::Init)
 }
 
 /// Split `-vvv` into `-v -v -v` and `--opt=value` into `--opt value` up to
@@ -236,128 +244,181 @@ const TAKES_VALUE: [&str; 15] = [
     "--withhold-reaping-for",
 ];
 
-/// Merge flags with environment variables (flags win) and type the values.
-fn config(
-    a: InitArgs,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, Error> {
-    let usage = Error::Usage;
-    let var = |name: &str| env(name).filter(|v| !v.is_empty());
-    let opt = |flag: Option<String>, name: &str| flag.or_else(|| var(name));
-    let switch = |flag: bool, name: &str| -> Result<bool, Error> {
-        Ok(flag
-            || var(name)
-                .map(|v| parse::flag(&v))
-                .transpose()
-                .map_err(usage)?
-                .unwrap_or(false))
-    };
-    let list = |flag: Vec<String>, name: &str| -> Vec<String> {
-        if !flag.is_empty() {
-            return flag;
+/// The environment, as `config` reads it (a closure, so tests pass
+/// their own).
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// The variable, if set and not empty.
+    fn var(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.is_empty())
+    }
+
+    /// Set at all, even empty (tini's `getenv() != NULL`).
+    fn is_set(&self, name: &str) -> bool {
+        (self.0)(name).is_some()
+    }
+
+    /// The flag's value, else the variable's.
+    fn opt(&self, flag: Option<String>, name: &str) -> Option<String> {
+        flag.or_else(|| self.var(name))
+    }
+
+    /// The switch, else the variable as a boolean (`1`, `true`, ...).
+    fn switch(&self, flag: bool, name: &str) -> Result<bool, Error> {
+        match self.var(name) {
+            Some(v) if !flag => parse::flag(&v).map_err(Error::Usage),
+            _ => Ok(flag),
         }
-        var(name)
-            .map(|v| v.split(',').map(str::to_string).collect())
-            .unwrap_or_default()
-    };
-    let dur = |v: Option<String>| {
-        v.map(|v| parse::duration(&v)).transpose().map_err(usage)
-    };
-    let count = |v: Option<String>| -> Result<usize, Error> {
-        Ok(v.map(|v| parse::count(&v))
-            .transpose()
-            .map_err(usage)?
-            .unwrap_or(0))
-    };
-    if a.command.is_empty() {
-        return Err(usage(
+    }
+
+    /// The repeated flag, else the variable split at commas.
+    fn list(&self, flag: Vec<String>, name: &str) -> Vec<String> {
+        match self.var(name) {
+            Some(v) if flag.is_empty() => {
+                v.split(',').map(str::to_string).collect()
+            }
+            _ => flag,
+        }
+    }
+}
+
+/// A typed value, or a usage error naming what was wrong.
+fn typed<T>(
+    v: Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, Error> {
+    v.map(|v| parse(&v)).transpose().map_err(Error::Usage)
+}
+
+/// Every item typed, or the first usage error.
+fn typed_all<T>(
+    items: Vec<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, Error> {
+    items
+        .iter()
+        .map(|v| parse(v))
+        .collect::<Result<_, _>>()
+        .map_err(Error::Usage)
+}
+
+/// The command after the options (`--` optional).
+fn command(mut words: Vec<String>) -> Result<Vec<String>, Error> {
+    if words.is_empty() {
+        return Err(Error::Usage(
             "no command given: undead [OPTIONS] -- COMMAND".into(),
         ));
     }
-    let mut command = a.command;
-    if command[0] == "--" {
-        command.remove(0);
-        if command.is_empty() {
-            return Err(usage("no command after '--'".into()));
+    if words[0] == "--" {
+        words.remove(0);
+        if words.is_empty() {
+            return Err(Error::Usage("no command after '--'".into()));
         }
     }
-    // tini's variables: TINI_SUBREAPER and TINI_KILL_PROCESS_GROUP count when
-    // merely set (tini checks getenv() != NULL); TINI_VERBOSITY is a level.
-    let tini_set = |name: &str| env(name).is_some();
-    let verbosity = match (
-        a.verbose,
-        opt(None, "UNDEAD_VERBOSITY").or_else(|| var("TINI_VERBOSITY")),
-    ) {
-        (0, Some(v)) => {
-            v.parse().map_err(|_| usage(format!("invalid verbosity '{v}'")))?
-        }
-        (n, _) => n,
+    Ok(words)
+}
+
+/// `--withhold-reaping[=D]`, else `UNDEAD_WITHHOLD_REAPING` as a boolean
+/// or a duration.
+fn withhold(
+    flag: bool,
+    value: Option<String>,
+    env: &Env<'_>,
+) -> Result<Withhold, Error> {
+    if let Some(d) = value {
+        return parse::duration(&d).map(Withhold::For).map_err(Error::Usage);
+    }
+    if flag {
+        return Ok(Withhold::Forever);
+    }
+    let Some(v) = env.var("UNDEAD_WITHHOLD_REAPING") else {
+        return Ok(Withhold::Off);
     };
-    let withhold = if a.withhold_reaping || a.withhold_reaping_for.is_some() {
-        Some(dur(a.withhold_reaping_for)?)
-    } else {
-        match var("UNDEAD_WITHHOLD_REAPING") {
-            None => None,
-            Some(v) if parse::flag(&v) == Ok(true) => Some(None),
-            Some(v) if parse::flag(&v) == Ok(false) => None,
-            Some(v) => Some(Some(parse::duration(&v).map_err(usage)?)),
+    match parse::flag(&v) {
+        Ok(true) => Ok(Withhold::Forever),
+        Ok(false) => Ok(Withhold::Off),
+        Err(_) => parse::duration(&v).map(Withhold::For).map_err(Error::Usage),
+    }
+}
+
+/// tini's `TINI_VERBOSITY` is a level; `-v` wins, then
+/// `UNDEAD_VERBOSITY`.
+fn verbosity(flag: u8, env: &Env<'_>) -> Result<u8, Error> {
+    let var =
+        env.var("UNDEAD_VERBOSITY").or_else(|| env.var("TINI_VERBOSITY"));
+    match (flag, var) {
+        (0, Some(v)) => v
+            .parse()
+            .map_err(|_| Error::Usage(format!("invalid verbosity '{v}'"))),
+        (n, _) => Ok(n),
+    }
+}
+
+fn log_json(format: Option<String>) -> Result<bool, Error> {
+    match format.as_deref() {
+        None | Some("text") => Ok(false),
+        Some("json") => Ok(true),
+        Some(other) => Err(Error::Usage(format!(
+            "invalid log format '{other}' (use text or json)"
+        ))),
+    }
+}
+
+/// Merge flags with environment variables (flags win) and type the values.
+fn config(a: InitArgs, env: &Env<'_>) -> Result<Config, Error> {
+    let command = command(a.command)?;
+    let withhold = withhold(a.withhold_reaping, a.withhold_reaping_for, env)?;
+    let control = match env.opt(a.control, "UNDEAD_CONTROL") {
+        _ if env.switch(a.no_control, "UNDEAD_NO_CONTROL")? => {
+            ControlPath::Off
         }
+        Some(path) => ControlPath::Explicit(path.into()),
+        None => ControlPath::Default(DEFAULT_CONTROL.into()),
     };
-    let log_format = opt(a.log_format, "UNDEAD_LOG_FORMAT");
-    let log_json = match log_format.as_deref() {
-        None | Some("text") => false,
-        Some("json") => true,
-        Some(other) => {
-            return Err(usage(format!(
-                "invalid log format '{other}' (use text or json)"
-            )));
-        }
+    let count = |flag, name| -> Result<usize, Error> {
+        Ok(typed(env.opt(flag, name), parse::count)?.unwrap_or(0))
     };
-    let kind = opt(a.dstate_kind, "UNDEAD_DSTATE_KIND");
-    let dstate_kind = kind
-        .map(|k| Kind::parse(&k))
-        .transpose()
-        .map_err(usage)?
-        .unwrap_or(Kind::Vfork);
-    let no_control = switch(a.no_control, "UNDEAD_NO_CONTROL")?;
-    let control = opt(a.control, "UNDEAD_CONTROL");
-    let control_explicit = control.is_some();
-    let control =
-        control.unwrap_or_else(|| crate::client::DEFAULT_CONTROL.into());
     Ok(Config {
         command,
-        subreaper: switch(a.subreaper, "UNDEAD_SUBREAPER")?
-            || tini_set("TINI_SUBREAPER"),
-        pgroup: switch(a.pgroup, "UNDEAD_PGROUP")?
-            || tini_set("TINI_KILL_PROCESS_GROUP"),
-        setsid: switch(a.setsid, "UNDEAD_SETSID")?,
-        pdeathsig: opt(a.pdeathsig, "UNDEAD_PDEATHSIG")
-            .map(|s| parse::signal(&s))
-            .transpose()
-            .map_err(usage)?,
-        remap_exit: list(a.remap_exit, "UNDEAD_REMAP_EXIT")
-            .iter()
-            .map(|c| parse::exit_code(c))
-            .collect::<Result<_, _>>()
-            .map_err(usage)?,
-        rewrites: list(a.rewrite, "UNDEAD_REWRITE")
-            .iter()
-            .map(|r| parse::rewrite(r))
-            .collect::<Result<_, _>>()
-            .map_err(usage)?,
-        grace: dur(opt(a.grace, "UNDEAD_GRACE"))?,
-        wait_all: switch(a.wait_all, "UNDEAD_WAIT_ALL")?,
-        report: opt(a.report, "UNDEAD_REPORT"),
-        verbosity,
-        log_json,
-        warn_reap: switch(a.warn_reap, "UNDEAD_WARN_REAP")?,
+        // tini's TINI_SUBREAPER and TINI_KILL_PROCESS_GROUP count when
+        // merely set.
+        subreaper: env.switch(a.subreaper, "UNDEAD_SUBREAPER")?
+            || env.is_set("TINI_SUBREAPER"),
+        pgroup: env.switch(a.pgroup, "UNDEAD_PGROUP")?
+            || env.is_set("TINI_KILL_PROCESS_GROUP"),
+        setsid: env.switch(a.setsid, "UNDEAD_SETSID")?,
+        pdeathsig: typed(
+            env.opt(a.pdeathsig, "UNDEAD_PDEATHSIG"),
+            parse::signal,
+        )?,
+        remap_exit: typed_all(
+            env.list(a.remap_exit, "UNDEAD_REMAP_EXIT"),
+            parse::exit_code,
+        )?,
+        rewrites: typed_all(
+            env.list(a.rewrite, "UNDEAD_REWRITE"),
+            parse::rewrite,
+        )?,
+        grace: typed(env.opt(a.grace, "UNDEAD_GRACE"), parse::duration)?,
+        wait_all: env.switch(a.wait_all, "UNDEAD_WAIT_ALL")?,
+        report: env.opt(a.report, "UNDEAD_REPORT"),
+        verbosity: verbosity(a.verbose, env)?,
+        log_json: log_json(env.opt(a.log_format, "UNDEAD_LOG_FORMAT"))?,
+        warn_reap: env.switch(a.warn_reap, "UNDEAD_WARN_REAP")?,
         withhold,
-        zombies: count(opt(a.zombies, "UNDEAD_ZOMBIES"))?,
-        dstate: count(opt(a.dstate, "UNDEAD_DSTATE"))?,
-        dstate_kind,
-        release_after: dur(opt(a.release_after, "UNDEAD_RELEASE_AFTER"))?,
-        control: (!no_control).then(|| PathBuf::from(control)),
-        control_explicit,
+        zombies: count(a.zombies, "UNDEAD_ZOMBIES")?,
+        dstate: count(a.dstate, "UNDEAD_DSTATE")?,
+        dstate_kind: typed(
+            env.opt(a.dstate_kind, "UNDEAD_DSTATE_KIND"),
+            Kind::parse,
+        )?
+        .unwrap_or(Kind::Vfork),
+        release_after: typed(
+            env.opt(a.release_after, "UNDEAD_RELEASE_AFTER"),
+            parse::duration,
+        )?,
+        control,
     })
 }
 
@@ -372,9 +433,9 @@ mod tests {
             .map_err(|e| Error::Usage(e.output))?;
         let env: Vec<(String, String)> =
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        config(args, &|n| {
-            env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
-        })
+        let get =
+            |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        config(args, &Env(&get))
     }
 
     #[test]
@@ -465,16 +526,34 @@ mod tests {
 
     #[test]
     fn withhold_reaping_value_is_optional() {
-        assert_eq!(init(&["true"], &[]).unwrap().withhold, None);
+        assert_eq!(init(&["true"], &[]).unwrap().withhold, Withhold::Off);
         assert_eq!(
             init(&["--withhold-reaping", "true"], &[]).unwrap().withhold,
-            Some(None)
+            Withhold::Forever
         );
         assert_eq!(
             init(&["--withhold-reaping=2s", "true"], &[]).unwrap().withhold,
-            Some(Some(Duration::from_secs(2)))
+            Withhold::For(Duration::from_secs(2))
         );
         assert!(init(&["--withhold-reaping=xx", "true"], &[]).is_err());
+        let env = |v| [("UNDEAD_WITHHOLD_REAPING", v)];
+        assert_eq!(
+            init(&["true"], &env("1")).unwrap().withhold,
+            Withhold::Forever
+        );
+        assert_eq!(
+            init(&["true"], &env("0")).unwrap().withhold,
+            Withhold::Off
+        );
+        assert_eq!(
+            init(&["true"], &env("3s")).unwrap().withhold,
+            Withhold::For(Duration::from_secs(3))
+        );
+        let s = Duration::from_secs;
+        assert_eq!(Withhold::For(s(5)).ends(Some(s(2))), Some(s(2)));
+        assert_eq!(Withhold::Forever.ends(Some(s(2))), Some(s(2)));
+        assert_eq!(Withhold::Forever.ends(None), None);
+        assert_eq!(Withhold::Off.ends(Some(s(2))), None);
     }
 
     #[test]
@@ -508,8 +587,25 @@ mod tests {
         ] {
             assert!(matches!(init(bad, &[]), Err(Error::Usage(_))), "{bad:?}");
         }
-        assert!(
-            init(&["--no-control", "true"], &[]).unwrap().control.is_none()
+        let control = |words: &[&str], env: &[(&str, &str)]| {
+            init(words, env).unwrap().control
+        };
+        assert_eq!(control(&["--no-control", "true"], &[]), ControlPath::Off);
+        assert_eq!(
+            control(&["true"], &[]),
+            ControlPath::Default(DEFAULT_CONTROL.into())
+        );
+        assert_eq!(
+            control(&["true"], &[("UNDEAD_CONTROL", "/x.sock")]),
+            ControlPath::Explicit("/x.sock".into())
+        );
+        assert_eq!(
+            control(&["--control", "/y", "true"], &[("UNDEAD_CONTROL", "/x")]),
+            ControlPath::Explicit("/y".into())
+        );
+        assert_eq!(
+            control(&["true"], &[("UNDEAD_NO_CONTROL", "1")]),
+            ControlPath::Off
         );
     }
 }

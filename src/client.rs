@@ -13,12 +13,17 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use nix::sys::socket::{MsgFlags, send};
 
+use crate::chaos::{ChaosCmd, Kind};
+use crate::control::DEFAULT_CONTROL;
 use crate::error::Error;
-use crate::json::{self, Value};
+use crate::json::{Value, obj};
 use crate::parse;
 use crate::procfs;
+use crate::request::{self, Request};
 
-pub const DEFAULT_CONTROL: &str = "/run/undead.sock";
+/// The words `main` hands to `parse` instead of running an init.
+pub const VERBS: [&str; 7] =
+    ["zombie", "dstate", "release", "status", "wait", "ps", "rescue"];
 
 /// How long a client waits for undead's reply (creation is bounded by
 /// undead itself to a few seconds).
@@ -115,8 +120,9 @@ struct RescueArgs {
 
 /// A parsed client verb.
 pub enum Verb {
+    /// One request, one reply, shown as `print` says.
     Send {
-        request: String,
+        request: Request,
         control: String,
         print: Print,
     },
@@ -143,95 +149,81 @@ pub enum Print {
     Status { json: bool },
 }
 
+/// `--control`, else `$UNDEAD_CONTROL`, else the default path.
+fn control(flag: Option<String>) -> String {
+    flag.or_else(|| {
+        std::env::var("UNDEAD_CONTROL").ok().filter(|v| !v.is_empty())
+    })
+    .unwrap_or_else(|| DEFAULT_CONTROL.into())
+}
+
+fn count(text: &str) -> Result<usize, Error> {
+    parse::count(text).map_err(Error::Usage)
+}
+
+fn duration(text: Option<String>) -> Result<Option<Duration>, Error> {
+    text.map(|t| parse::duration(&t)).transpose().map_err(Error::Usage)
+}
+
+/// Parse `undead VERB WORDS...`; one arm per verb.
 pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
-    let usage = Error::Usage;
     let cmd = ["undead", verb];
-    let parsed = |e: argh::EarlyExit| match e.status {
-        Ok(()) => Error::Help(e.output),
-        Err(()) => Error::Usage(crate::cli::first_line(&e.output)),
-    };
-    let control = |c: Option<String>| {
-        c.or_else(|| {
-            std::env::var("UNDEAD_CONTROL").ok().filter(|v| !v.is_empty())
-        })
-        .unwrap_or_else(|| DEFAULT_CONTROL.into())
-    };
-    let send = |request: String, control, print| {
-        Ok(Verb::Send { request, control, print })
-    };
+    let send =
+        |request, control, print| Ok(Verb::Send { request, control, print });
     match verb {
         "zombie" => {
-            let a = ZombieArgs::from_args(&cmd, words).map_err(parsed)?;
-            let n = parse::count(&a.n).map_err(usage)?;
-            let holder = if a.holder { " holder" } else { "" };
-            send(
-                format!("zombie {n}{holder}"),
-                control(a.control),
-                Print::Pids,
-            )
+            let a = ZombieArgs::from_args(&cmd, words)?;
+            let n = count(&a.n)?;
+            let cmd = ChaosCmd::Zombies { n, holder: a.holder };
+            send(Request::Raise(cmd), control(a.control), Print::Pids)
         }
         "dstate" => {
-            let a = DstateArgs::from_args(&cmd, words).map_err(parsed)?;
-            let n = parse::count(&a.n).map_err(usage)?;
-            let kind = a.kind.unwrap_or_else(|| "vfork".into());
-            crate::chaos::Kind::parse(&kind).map_err(usage)?;
-            let mut request = format!("dstate {n} {kind}");
-            if let Some(d) = a.outlive {
-                let d = parse::duration(&d).map_err(usage)?;
-                request += &format!(" outlive {}ms", d.as_millis());
-            }
-            send(request, control(a.control), Print::Pids)
+            let a = DstateArgs::from_args(&cmd, words)?;
+            let n = count(&a.n)?;
+            let kind = a.kind.as_deref().map_or(Ok(Kind::Vfork), Kind::parse);
+            let kind = kind.map_err(Error::Usage)?;
+            let outlive = duration(a.outlive)?;
+            let cmd = ChaosCmd::Dstate { n, kind, outlive };
+            send(Request::Raise(cmd), control(a.control), Print::Pids)
         }
         "release" => {
-            let a = ReleaseArgs::from_args(&cmd, words).map_err(parsed)?;
+            let a = ReleaseArgs::from_args(&cmd, words)?;
             let what: Vec<&str> = a.what.iter().map(String::as_str).collect();
-            crate::control::parse_release(&what).map_err(usage)?;
-            send(
-                format!("release {}", what.join(" ")),
-                control(a.control),
-                Print::Released,
-            )
+            let what = request::parse_release(&what).map_err(Error::Usage)?;
+            send(Request::Release(what), control(a.control), Print::Released)
         }
         "status" => {
-            let a = StatusArgs::from_args(&cmd, words).map_err(parsed)?;
-            send(
-                "status".into(),
-                control(a.control),
-                Print::Status { json: a.json },
-            )
+            let a = StatusArgs::from_args(&cmd, words)?;
+            let print = Print::Status { json: a.json };
+            send(Request::Status, control(a.control), print)
         }
         "wait" => {
-            let a = WaitArgs::from_args(&cmd, words).map_err(parsed)?;
+            let a = WaitArgs::from_args(&cmd, words)?;
             let n = |v: Option<String>| -> Result<u64, Error> {
-                Ok(v.map(|v| parse::count(&v))
-                    .transpose()
-                    .map_err(usage)?
-                    .unwrap_or(0) as u64)
+                Ok(v.as_deref().map(count).transpose()?.unwrap_or(0) as u64)
             };
             Ok(Verb::Wait {
                 zombies: n(a.zombies)?,
                 dstate: n(a.dstate)?,
-                timeout: a
-                    .timeout
-                    .map(|t| parse::duration(&t))
-                    .transpose()
-                    .map_err(usage)?,
+                timeout: duration(a.timeout)?,
                 control: control(a.control),
             })
         }
         "ps" => {
-            let a = PsArgs::from_args(&cmd, words).map_err(parsed)?;
+            let a = PsArgs::from_args(&cmd, words)?;
             Ok(Verb::Ps { json: a.json, control: control(a.control) })
         }
-        _ => {
-            let a = RescueArgs::from_args(&cmd, words).map_err(parsed)?;
+        "rescue" => {
+            let a = RescueArgs::from_args(&cmd, words)?;
             Ok(Verb::Rescue { dry_run: a.dry_run })
         }
+        other => Err(Error::Usage(format!("unknown verb '{other}'"))),
     }
 }
 
-pub fn main(verb: Verb) -> u8 {
-    let result = match verb {
+/// Run a client verb; `main` prints the error.
+pub fn run(verb: Verb) -> Result<(), Error> {
+    match verb {
         Verb::Send { request, control, print } => {
             ask(&control, &request, REPLY_TIMEOUT)
                 .and_then(|reply| show(&reply, print))
@@ -244,20 +236,13 @@ pub fn main(verb: Verb) -> u8 {
             Ok(())
         }
         Verb::Rescue { dry_run } => rescue(dry_run),
-    };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            crate::log::error!("{e}");
-            e.exit_code()
-        }
     }
 }
 
 /// One request, one reply. Connection errors mean nobody answers (exit 3).
 pub fn ask(
     control: &str,
-    request: &str,
+    request: &Request,
     timeout: Duration,
 ) -> Result<Value, Error> {
     let no_answer = |e: std::io::Error| Error::NoAnswer {
@@ -290,8 +275,7 @@ pub fn ask(
         )));
     }
     let reply = String::from_utf8_lossy(&reply);
-    json::parse(reply.trim())
-        .map_err(|e| Error::Failed(format!("bad reply from undead: {e}")))
+    crate::json::parse(reply.trim()).map_err(Error::BadReply)
 }
 
 fn show(reply: &Value, print: Print) -> Result<(), Error> {
@@ -308,7 +292,7 @@ fn show(reply: &Value, print: Print) -> Result<(), Error> {
         Print::Released => {
             crate::log::out!("released {} processes", pids("released").count())
         }
-        Print::Status { json: true } => crate::log::out!("{}", render(reply)),
+        Print::Status { json: true } => crate::log::out!("{reply}"),
         Print::Status { json: false } => {
             if matches!(reply.get("ok"), Some(Value::Bool(true))) {
                 print_status(reply);
@@ -325,7 +309,7 @@ fn show(reply: &Value, print: Print) -> Result<(), Error> {
                 .get("error")
                 .and_then(Value::as_str)
                 .unwrap_or("request failed");
-            Err(Error::Failed(why.to_string()))
+            Err(Error::Refused(why.to_string()))
         }
     }
 }
@@ -365,28 +349,6 @@ fn print_status(s: &Value) {
     }
 }
 
-/// Render a value back to JSON text.
-fn render(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Num(n) => n.to_string(),
-        Value::Str(s) => json::string(s),
-        Value::Arr(items) => format!(
-            "[{}]",
-            items.iter().map(render).collect::<Vec<_>>().join(",")
-        ),
-        Value::Obj(fields) => format!(
-            "{{{}}}",
-            fields
-                .iter()
-                .map(|(k, v)| format!("{}:{}", json::string(k), render(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    }
-}
-
 /// Poll undead's status until it sees enough Z and D processes.
 fn wait(
     zombies: u64,
@@ -396,7 +358,7 @@ fn wait(
 ) -> Result<(), Error> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
-        let s = ask(control, "status", REPLY_TIMEOUT)?;
+        let s = ask(control, &Request::Status, REPLY_TIMEOUT)?;
         let seen = |k| {
             s.get("seen")
                 .and_then(|v| v.get(k))
@@ -407,7 +369,7 @@ fn wait(
             return Ok(());
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(Error::Failed(format!(
+            return Err(Error::WaitTimeout(format!(
                 "timed out: seen {} of {zombies} zombies, {} of {dstate} in D",
                 seen("zombies"),
                 seen("dstate")
@@ -423,7 +385,7 @@ fn ps(json_out: bool, control: &str) {
     // Pids mean the same only inside undead's PID namespace: a client on
     // the host labels nothing rather than the wrong processes.
     let held: Vec<(u64, String)> =
-        ask(control, "status", Duration::from_secs(2))
+        ask(control, &Request::Status, Duration::from_secs(2))
             .ok()
             .filter(|s| {
                 s.get("pidns").and_then(Value::as_str)
@@ -455,21 +417,20 @@ fn ps(json_out: bool, control: &str) {
         })
         .collect();
     if json_out {
-        let items: Vec<String> = rows
+        let items: Vec<Value> = rows
             .iter()
             .map(|(p, wchan, kind)| {
-                format!(
-                    "{{\"pid\":{},\"ppid\":{},\"state\":\"{}\",\"comm\":{},\"wchan\":{},\"held\":{}}}",
-                    p.pid,
-                    p.ppid,
-                    p.state,
-                    json::string(&p.comm),
-                    json::string(wchan),
-                    kind.map_or("null".into(), json::string)
-                )
+                obj([
+                    ("pid", p.pid.into()),
+                    ("ppid", p.ppid.into()),
+                    ("state", p.state.to_string().into()),
+                    ("comm", p.comm.as_str().into()),
+                    ("wchan", wchan.as_str().into()),
+                    ("held", kind.map(Value::from).into()),
+                ])
             })
             .collect();
-        crate::log::out!("[{}]", items.join(","));
+        crate::log::out!("{}", Value::from(items));
     } else {
         crate::log::out!(
             "{:>7} {:>7} S {:<16} {:<24} HELD",
@@ -495,7 +456,7 @@ fn ps(json_out: bool, control: &str) {
 /// Abort (or list) the FUSE connections of undead's filesystems.
 fn rescue(dry_run: bool) -> Result<(), Error> {
     let items = crate::chaos::rescue(dry_run)
-        .map_err(|e| Error::Failed(e.to_string()))?;
+        .map_err(|e| Error::Rescue(e.to_string()))?;
     if items.is_empty() {
         crate::log::out!("no fuse connection of undead found");
     }

@@ -10,9 +10,8 @@
 //! a temporary name, listen, rename), so "the socket exists" means "undead
 //! answers", and a stale file from an earlier run is replaced.
 //!
-//! Requests (pure parser `parse`): `zombie N [holder]`,
-//! `dstate N [vfork|fuse] [outlive DURATION]`,
-//! `release [all|zombies|dstate|PID...]`, `status`.
+//! The request line is `request.rs`'s `Request`; the reply is the JSON
+//! encoding (`encode`) of what `Init::apply` returned.
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
@@ -26,9 +25,14 @@ use nix::errno::Errno;
 use nix::sys::socket::{getsockopt, sockopt};
 use nix::unistd::{self, Pid};
 
-use crate::action::Action;
-use crate::chaos::{ChaosCmd, Kind, Release};
-use crate::parse;
+use crate::action::{Action, Reply};
+use crate::event::{ConnId, Source};
+use crate::json::{Value, obj};
+use crate::request::Request;
+
+/// Where undead serves, and clients ask, unless told otherwise
+/// (`--control`, `$UNDEAD_CONTROL`).
+pub const DEFAULT_CONTROL: &str = "/run/undead.sock";
 
 pub const MAX_REQUEST: usize = 4096;
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,7 +40,7 @@ pub const MAX_CONNS: usize = 32;
 
 /// A client connection waiting for its request line.
 struct Conn {
-    id: u64,
+    id: ConnId,
     stream: UnixStream,
     buf: Vec<u8>,
     deadline: Instant,
@@ -47,12 +51,6 @@ pub struct Server {
     path: PathBuf,
     conns: Vec<Conn>,
     next_id: u64,
-}
-
-/// A request ready to execute: reply to `id` with the result.
-pub struct Request {
-    pub id: u64,
-    pub action: Result<Action, String>,
 }
 
 impl Server {
@@ -87,42 +85,9 @@ impl Server {
         })
     }
 
-    /// The descriptors `poll` should watch.
-    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        std::iter::once(self.listener.as_fd())
-            .chain(self.conns.iter().map(|c| c.stream.as_fd()))
-            .collect()
-    }
-
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.conns.iter().map(|c| c.deadline).min()
-    }
-
-    /// Accept what is pending, read what is readable, drop stalled
-    /// clients; return the complete requests. Never blocks.
-    pub fn service(&mut self, now: Instant) -> Vec<Request> {
-        self.accept_all(now);
-        let mut ready = Vec::new();
-        let mut i = 0;
-        while i < self.conns.len() {
-            match read_request(&mut self.conns[i], now) {
-                Progress::Waiting => i += 1,
-                Progress::Done(action) => {
-                    ready.push(Request { id: self.conns[i].id, action });
-                    i += 1;
-                }
-                Progress::Fail(why) => {
-                    let mut conn = self.conns.swap_remove(i);
-                    reply_to(&mut conn.stream, &error_reply(&why));
-                }
-            }
-        }
-        ready
-    }
-
-    /// Send the reply for request `id` and close its connection.
-    pub fn respond(&mut self, id: u64, reply: &str) {
-        if let Some(i) = self.conns.iter().position(|c| c.id == id) {
+    /// Send the reply for connection `conn` and close it.
+    pub fn respond(&mut self, conn: ConnId, reply: &Reply) {
+        if let Some(i) = self.conns.iter().position(|c| c.id == conn) {
             let mut conn = self.conns.swap_remove(i);
             reply_to(&mut conn.stream, reply);
         }
@@ -136,12 +101,12 @@ impl Server {
                 Err(_) => return,
             };
             if let Err(why) = admit(&stream, self.conns.len()) {
-                reply_to(&mut stream, &error_reply(&why));
+                reply_to(&mut stream, &Reply::Refused(why));
                 continue;
             }
             self.next_id += 1;
             self.conns.push(Conn {
-                id: self.next_id,
+                id: ConnId(self.next_id),
                 stream,
                 buf: Vec::new(),
                 deadline: now + CLIENT_TIMEOUT,
@@ -152,6 +117,45 @@ impl Server {
     /// Remove the socket file (on exit), if it is still ours.
     pub fn remove(&self) {
         let _ = fs::remove_file(&self.path);
+    }
+}
+
+impl Source for Server {
+    /// A complete request (or why it is none) and who asked it.
+    type Event = (ConnId, Result<Action, String>);
+
+    /// The listener and every connection still sending its request.
+    fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        std::iter::once(self.listener.as_fd())
+            .chain(self.conns.iter().map(|c| c.stream.as_fd()))
+            .collect()
+    }
+
+    /// When the oldest waiting client runs out of time.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.conns.iter().map(|c| c.deadline).min()
+    }
+
+    /// Accept what is pending, read what is readable, drop stalled
+    /// clients; return the complete requests. Never blocks.
+    fn service(&mut self, now: Instant) -> Vec<Self::Event> {
+        self.accept_all(now);
+        let mut ready = Vec::new();
+        let mut i = 0;
+        while i < self.conns.len() {
+            match read_request(&mut self.conns[i], now) {
+                Progress::Waiting => i += 1,
+                Progress::Done(action) => {
+                    ready.push((self.conns[i].id, action));
+                    i += 1;
+                }
+                Progress::Fail(why) => {
+                    let mut conn = self.conns.swap_remove(i);
+                    reply_to(&mut conn.stream, &Reply::Refused(why));
+                }
+            }
+        }
+        ready
     }
 }
 
@@ -188,7 +192,7 @@ fn read_request(conn: &mut Conn, now: Instant) -> Progress {
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 if let Some(line) = complete_line(&conn.buf) {
-                    return Progress::Done(parse(line));
+                    return Progress::Done(to_action(line));
                 }
                 if conn.buf.len() > MAX_REQUEST {
                     return Progress::Fail(format!(
@@ -216,9 +220,9 @@ fn read_request(conn: &mut Conn, now: Instant) -> Progress {
     }
     // EOF: what arrived is the request, newline or not.
     match complete_line(&conn.buf) {
-        Some(line) => Progress::Done(parse(line)),
+        Some(line) => Progress::Done(to_action(line)),
         None if conn.buf.is_empty() => Progress::Fail("empty request".into()),
-        None => Progress::Done(parse(&conn.buf)),
+        None => Progress::Done(to_action(&conn.buf)),
     }
 }
 
@@ -227,145 +231,83 @@ fn complete_line(buf: &[u8]) -> Option<&[u8]> {
     Some(&buf[..end])
 }
 
+/// A request line as the action it asks for. Pure.
+fn to_action(line: &[u8]) -> Result<Action, String> {
+    Request::parse(line).map(Request::into_action)
+}
+
 /// Best effort, never blocking: a client that does not read its reply
 /// loses it.
-fn reply_to(stream: &mut UnixStream, reply: &str) {
-    let _ = stream.write_all(reply.as_bytes());
-    let _ = stream.write_all(b"\n");
+fn reply_to(stream: &mut UnixStream, reply: &Reply) {
+    // One write: the reply and its newline.
+    let _ = stream.write_all(format!("{}\n", encode(reply)).as_bytes());
 }
 
-pub fn error_reply(why: &str) -> String {
-    format!("{{\"ok\":false,\"error\":{}}}", crate::json::string(why))
-}
-
-/// Parse one request line. Pure.
-pub fn parse(line: &[u8]) -> Result<Action, String> {
-    let text =
-        std::str::from_utf8(line).map_err(|_| "request is not UTF-8")?;
-    let words: Vec<&str> = text.split_ascii_whitespace().collect();
-    let count = |w: Option<&&str>| {
-        w.ok_or("missing count")
-            .map_err(str::to_string)
-            .and_then(|w| parse::count(w))
-    };
-    match words.split_first() {
-        Some((&"zombie", rest)) => {
-            let holder = match rest.get(1..) {
-                Some([]) | None => false,
-                Some(["holder"]) => true,
-                Some(other) => return Err(format!("unexpected {other:?}")),
-            };
-            Ok(Action::Chaos(ChaosCmd::Zombies {
-                n: count(rest.first())?,
-                holder,
-            }))
-        }
-        Some((&"dstate", rest)) => {
-            let n = count(rest.first())?;
-            let mut kind = Kind::Vfork;
-            let mut outlive = None;
-            let mut it = rest.iter().skip(1);
-            while let Some(&w) = it.next() {
-                match w {
-                    "outlive" => {
-                        let d = it.next().ok_or("outlive needs a duration")?;
-                        outlive = Some(parse::duration(d)?);
-                    }
-                    other => kind = Kind::parse(other)?,
-                }
+/// A reply as the client reads it: one JSON object with `ok`. Pure.
+pub fn encode(reply: &Reply) -> Value {
+    let pids = |pids: &[Pid]| Value::from(pids.to_vec());
+    match reply {
+        Reply::Done => obj([("ok", true.into())]),
+        Reply::Raised(made) => match (&made.error, &made.note) {
+            (None, None) => {
+                obj([("ok", true.into()), ("pids", pids(&made.pids))])
             }
-            Ok(Action::Chaos(ChaosCmd::Dstate { n, kind, outlive }))
+            (None, Some(note)) => obj([
+                ("ok", true.into()),
+                ("pids", pids(&made.pids)),
+                ("note", note.as_str().into()),
+            ]),
+            (Some(why), _) => obj([
+                ("ok", false.into()),
+                ("error", why.as_str().into()),
+                ("pids", pids(&made.pids)),
+            ]),
+        },
+        Reply::Released(released) => {
+            obj([("ok", true.into()), ("released", pids(released))])
         }
-        Some((&"release", rest)) => Ok(Action::Release(parse_release(rest)?)),
-        Some((&"status", [])) => Ok(Action::Snapshot),
-        Some((verb, _)) => {
-            Err(format!("unknown request '{}'", verb.escape_debug()))
+        Reply::Status(status) => status.clone(),
+        Reply::Refused(why) => {
+            obj([("ok", false.into()), ("error", why.as_str().into())])
         }
-        None => Err("empty request".into()),
-    }
-}
-
-/// `all`, `zombies`, `dstate` or PIDs; nothing means `all`. Pure.
-pub fn parse_release(words: &[&str]) -> Result<Release, String> {
-    match words {
-        [] | ["all"] => Ok(Release::All),
-        ["zombies"] => Ok(Release::Zombies),
-        ["dstate"] => Ok(Release::Dstate),
-        pids => pids
-            .iter()
-            .map(|w| match w.parse::<i32>() {
-                Ok(p) if p > 0 => Ok(Pid::from_raw(p)),
-                _ => Err(format!(
-                    "invalid release target '{}'",
-                    w.escape_debug()
-                )),
-            })
-            .collect::<Result<_, _>>()
-            .map(Release::Pids),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chaos::Created;
 
     #[test]
-    fn requests() {
-        let z = |n, holder| Ok(Action::Chaos(ChaosCmd::Zombies { n, holder }));
-        assert_eq!(parse(b"zombie 3"), z(3, false));
-        assert_eq!(parse(b"  zombie   1000 holder "), z(1000, true));
-        assert_eq!(
-            parse(b"dstate 2 fuse outlive 3s"),
-            Ok(Action::Chaos(ChaosCmd::Dstate {
-                n: 2,
-                kind: Kind::Fuse,
-                outlive: Some(Duration::from_secs(3))
-            }))
-        );
-        assert_eq!(
-            parse(b"dstate 1"),
-            Ok(Action::Chaos(ChaosCmd::Dstate {
-                n: 1,
-                kind: Kind::Vfork,
-                outlive: None
-            }))
-        );
-        assert_eq!(parse(b"status"), Ok(Action::Snapshot));
-        assert_eq!(parse(b"release"), Ok(Action::Release(Release::All)));
-        assert_eq!(
-            parse(b"release zombies"),
-            Ok(Action::Release(Release::Zombies))
-        );
-        assert_eq!(
-            parse(b"release 12 13"),
-            Ok(Action::Release(Release::Pids(vec![
-                Pid::from_raw(12),
-                Pid::from_raw(13)
-            ])))
-        );
-    }
-
-    #[test]
-    fn garbage_is_an_error_not_a_panic() {
-        for bad in [
-            &b""[..],
-            b"\xff\xfe",
-            b"zombie",
-            b"zombie -1",
-            b"zombie x",
-            b"zombie 3 4",
-            b"dstate 2 nfs",
-            b"dstate 2 outlive",
-            b"dstate 2 outlive forever",
-            b"release 0",
-            b"release all zombies",
-            b"status now",
-            b"rm -rf /",
-            b"\0\0\0",
-        ] {
-            assert!(parse(bad).is_err(), "{bad:?}");
-        }
+    fn lines_and_replies() {
         assert!(complete_line(b"status").is_none());
         assert_eq!(complete_line(b"status\nrest"), Some(&b"status"[..]));
+        assert!(to_action(b"rm -rf /").is_err());
+        let made = |error: Option<&str>, note: Option<&str>| {
+            encode(&Reply::Raised(Created {
+                pids: vec![Pid::from_raw(3), Pid::from_raw(4)],
+                error: error.map(str::to_string),
+                note: note.map(str::to_string),
+            }))
+            .to_string()
+        };
+        assert_eq!(made(None, None), r#"{"ok":true,"pids":[3,4]}"#);
+        assert_eq!(
+            made(None, Some("n")),
+            r#"{"ok":true,"pids":[3,4],"note":"n"}"#
+        );
+        assert_eq!(
+            made(Some("why"), Some("n")),
+            r#"{"ok":false,"error":"why","pids":[3,4]}"#
+        );
+        assert_eq!(
+            encode(&Reply::Released(vec![Pid::from_raw(9)])).to_string(),
+            r#"{"ok":true,"released":[9]}"#
+        );
+        assert_eq!(
+            encode(&Reply::Refused("no \"x\"".into())).to_string(),
+            r#"{"ok":false,"error":"no \"x\""}"#
+        );
+        assert_eq!(encode(&Reply::Done).to_string(), r#"{"ok":true}"#);
     }
 }

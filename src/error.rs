@@ -31,14 +31,41 @@ pub enum Error {
     Spawn { argv0: String, errno: Errno },
     /// The control socket could not be set up.
     ControlBind { path: String, errno: Errno },
-    /// The undead kit could not create what was asked at start.
-    Chaos(String),
+    /// The undead kit could not raise what `--zombies`/`--dstate` asked
+    /// at start: why (how many it made, what failed).
+    RaiseAtStart(String),
     /// A client verb found nobody answering on the control socket.
     NoAnswer { path: String, errno: Errno },
-    /// A client verb was answered with a failure.
-    Failed(String),
-    /// `VERB --help`: not a failure; the text goes to stdout, exit 0.
+    /// undead's reply to a client verb was not JSON.
+    BadReply(String),
+    /// undead answered a client verb with a failure: its reason.
+    Refused(String),
+    /// `wait` gave up at `--timeout`: what it saw.
+    WaitTimeout(String),
+    /// `rescue` could not reach the FUSE control filesystem.
+    Rescue(String),
+    /// `--help`: not a failure; the text goes to stdout, exit 0.
     Help(String),
+}
+
+/// argh's way out, in one place: `--help` (for init mode and every verb)
+/// prints argh's text plus the exit-code table; a parse error is a usage
+/// error on argh's first line, lowercased like every undead error.
+impl From<argh::EarlyExit> for Error {
+    fn from(e: argh::EarlyExit) -> Error {
+        match e.status {
+            Ok(()) => {
+                Error::Help(format!("{}\n{EXIT_CODES}", e.output.trim_end()))
+            }
+            Err(()) => {
+                let line = e.output.lines().next().unwrap_or("usage error");
+                let mut chars = line.trim().chars();
+                Error::Usage(chars.next().map_or_else(String::new, |c| {
+                    c.to_lowercase().chain(chars).collect()
+                }))
+            }
+        }
+    }
 }
 
 impl Error {
@@ -47,7 +74,16 @@ impl Error {
             Error::Help(_) => 0,
             Error::Usage(_) => 2,
             Error::NoAnswer { .. } => 3,
-            _ => 1,
+            Error::Signals(_)
+            | Error::Subreaper(_)
+            | Error::Pdeathsig(_)
+            | Error::Spawn { .. }
+            | Error::ControlBind { .. }
+            | Error::RaiseAtStart(_)
+            | Error::BadReply(_)
+            | Error::Refused(_)
+            | Error::WaitTimeout(_)
+            | Error::Rescue(_) => 1,
         }
     }
 }
@@ -79,9 +115,14 @@ impl fmt::Display for Error {
                     errno.desc()
                 )
             }
-            Error::Chaos(why) | Error::Failed(why) | Error::Help(why) => {
-                write!(f, "{why}")
+            Error::BadReply(why) => {
+                write!(f, "bad reply from undead: {why}")
             }
+            Error::RaiseAtStart(why)
+            | Error::Refused(why)
+            | Error::WaitTimeout(why)
+            | Error::Rescue(why)
+            | Error::Help(why) => write!(f, "{why}"),
             Error::NoAnswer { path, errno } => write!(
                 f,
                 "no undead answers on {path}: {} (is undead running with \

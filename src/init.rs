@@ -1,6 +1,11 @@
-//! Init mode: `setup()` in kernel order, then one loop that blocks in
-//! `poll` until a signal, a control request or a deadline, executes the
-//! resulting `Action`s, drains the reaper and checks whether to exit.
+//! Init mode: `setup()` in kernel order, then one loop: wait for events
+//! (signals, then kit events, then control requests, then a due deadline;
+//! `event.rs`), apply each in that order, check whether to exit.
+//!
+//! A signal becomes an `Action` (`signals::classify`), and so does a
+//! control request (`Request::into_action`); `apply` executes every
+//! `Action` and returns a `Reply`, which goes back to the client that
+//! asked (`control::encode`) or is dropped for a signal.
 //!
 //! Two-phase error policy: `setup` may fail and exit with a documented
 //! code; `run` returns no `Result`. Once the child runs, undead must not
@@ -18,11 +23,12 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::{self, Pid};
 
-use crate::action::Action;
-use crate::chaos::{ChaosCmd, Kit, Release};
-use crate::cli::Config;
-use crate::control::{self, Server};
+use crate::action::{Action, Reply};
+use crate::chaos::{ChaosCmd, Kit, KitEvent, Release};
+use crate::cli::{Config, ControlPath, Withhold};
+use crate::control::Server;
 use crate::error::Error;
+use crate::event::{Event, Source};
 use crate::guard::{self, Guard};
 use crate::log::{debug, error, info};
 use crate::procfs;
@@ -108,13 +114,10 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     let now = Instant::now();
     Ok(Init {
         policy: match cfg.withhold {
-            Some(_) => Policy::Withhold,
-            None => Policy::ReapAll,
+            Withhold::Off => Policy::ReapAll,
+            Withhold::Forever | Withhold::For(_) => Policy::Withhold,
         },
-        // `--release-after` ends withholding too (SPEC §5), held or not.
-        withhold_until: cfg.withhold.and_then(|d| {
-            [d, cfg.release_after].into_iter().flatten().min().map(|d| now + d)
-        }),
+        withhold_until: cfg.withhold.ends(cfg.release_after).map(|d| now + d),
         cfg,
         me,
         is_pid1,
@@ -134,13 +137,17 @@ fn setup(cfg: Config) -> Result<Init, Error> {
 /// cannot be served is an error; the default path is best effort, so a
 /// read-only /run does not stop undead from standing in for tini.
 fn serve_control(cfg: &Config) -> Result<Option<Server>, Error> {
-    let Some(path) = &cfg.control else { return Ok(None) };
+    let (path, explicit) = match &cfg.control {
+        ControlPath::Off => return Ok(None),
+        ControlPath::Default(path) => (path, false),
+        ControlPath::Explicit(path) => (path, true),
+    };
     match Server::bind(path) {
         Ok(server) => {
             info!("control socket at {}", path.display());
             Ok(Some(server))
         }
-        Err(errno) if cfg.control_explicit => {
+        Err(errno) if explicit => {
             Err(Error::ControlBind { path: path.display().to_string(), errno })
         }
         Err(errno) => {
@@ -166,7 +173,7 @@ fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
     for (n, cmd) in asks.into_iter().filter(|(n, _)| *n > 0) {
         let made = kit.create(&cmd);
         if let Some(why) = made.error {
-            return Err(Error::Chaos(why));
+            return Err(Error::RaiseAtStart(why));
         }
         info!("holding {n}: pids {}", crate::log::pids(&made.pids));
     }
@@ -197,118 +204,124 @@ impl Init {
     /// The loop. Returns undead's exit code; never fails.
     pub fn run(mut self) -> u8 {
         loop {
-            let timeout = self.next_deadline();
-            for action in self.wait_for_events(timeout) {
-                self.apply(action);
+            for event in self.wait_for_events() {
+                match event {
+                    Event::Signal(got) => {
+                        let action = self.classify(&got);
+                        self.apply(action);
+                    }
+                    Event::Expired(released) => self.on_expired(&released),
+                    Event::Request(conn, asked) => {
+                        let reply = match asked {
+                            Ok(action) => self.apply(action),
+                            Err(why) => Reply::Refused(why),
+                        };
+                        if let Some(server) = self.control.as_mut() {
+                            server.respond(conn, &reply);
+                        }
+                    }
+                    Event::Deadline(now) => self.on_deadlines(now),
+                }
             }
-            self.on_deadlines(Instant::now());
             if let Some(code) = self.exit_code() {
                 return self.finish(code);
             }
         }
     }
 
-    /// Block until something happens; the only blocking call of the loop.
-    /// Each source is served only when `poll` says it is ready, so a
-    /// forwarded signal costs one `poll`, one signalfd read and one `kill`.
-    fn wait_for_events(&mut self, timeout: PollTimeout) -> Vec<Action> {
+    /// Block until something happens (the only blocking call of the
+    /// loop), then collect what happened, signals first. Each source is
+    /// served only when it is ready or due, so a forwarded signal costs one
+    /// `poll`, one signalfd read and one `kill`.
+    fn wait_for_events(&mut self) -> Vec<Event> {
+        let timeout = self.next_deadline();
         // Nothing to time and no FUSE connection: everything that can
         // happen arrives as a signal (the control socket's readiness too,
         // by F_SETSIG), so one blocking read of the signalfd is the whole
         // wait: two syscalls per forwarded signal or reaped orphan.
-        if timeout == PollTimeout::NONE && !self.kit.has_fuse() {
-            let mut actions = Vec::new();
-            self.read_signals(&mut actions);
-            return actions;
+        let ready = if timeout == PollTimeout::NONE && !self.kit.has_fuse() {
+            Ready { signals: true, control: false, kit: false }
+        } else {
+            self.poll(timeout)
+        };
+        let now = Instant::now();
+        let mut events = Vec::new();
+        let mut control = ready.control;
+        if ready.signals {
+            for got in signals::read_pending(&self.sigfd) {
+                if got.is_control_event() {
+                    control = true;
+                } else {
+                    events.push(Event::Signal(got));
+                }
+            }
         }
+        // A victim's exit (SIGCHLD) may finish a released FUSE connection.
+        if ready.kit || ready.signals || is_due(&self.kit, now) {
+            let made = self.kit.service(now);
+            events.extend(made.into_iter().map(|e| match e {
+                KitEvent::Expired(pids) => Event::Expired(pids),
+            }));
+        }
+        if let Some(server) = self.control.as_mut() {
+            // Stalled clients may have reached their deadline.
+            if control || is_due(server, now) {
+                let asked = server.service(now).into_iter();
+                events.extend(asked.map(|(c, a)| Event::Request(c, a)));
+            }
+        }
+        if self.own_deadline().is_some_and(|at| at <= now) {
+            events.push(Event::Deadline(now));
+        }
+        events
+    }
+
+    /// `poll` the signalfd, the control socket and the kit; which are
+    /// ready.
+    fn poll(&self, timeout: PollTimeout) -> Ready {
         let control_fds =
-            self.control.as_ref().map(Server::fds).unwrap_or_default();
+            self.control.as_ref().map(Source::fds).unwrap_or_default();
         let n_control = control_fds.len();
         let mut fds: Vec<PollFd> = std::iter::once(self.sigfd.as_fd())
             .chain(control_fds)
             .chain(self.kit.fds())
             .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
             .collect();
-        let timed_out = match poll(&mut fds, timeout) {
-            Ok(n) => n == 0,
-            Err(Errno::EINTR) => false,
-            Err(e) => {
+        if let Err(e) = poll(&mut fds, timeout) {
+            if e != Errno::EINTR {
                 error!("poll failed: {}", e.desc());
-                false
+            }
+        }
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        Ready {
+            signals: ready(&fds[0]),
+            control: fds[1..=n_control].iter().any(ready),
+            kit: fds[n_control + 1..].iter().any(ready),
+        }
+    }
+
+    /// What a received signal asks for; records it for `--report`.
+    fn classify(&mut self, got: &signals::Received) -> Action {
+        let sig = match got.signal {
+            Ok(sig) => sig,
+            Err(n) => {
+                info!("dropped real-time signal {n}");
+                return Action::Ignore;
             }
         };
-        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-        let signals = ready(&fds[0]);
-        let control = fds[1..=n_control].iter().any(ready);
-        let kit = fds[n_control + 1..].iter().any(ready);
-        drop(fds);
-        let mut actions = Vec::new();
-        if signals {
-            self.read_signals(&mut actions);
+        let from_self = got.sender == self.me.as_raw() as u32;
+        debug!(
+            "received {sig}{}",
+            if from_self { " (from undead)" } else { "" }
+        );
+        if let Some(rec) = self.recorder.as_mut().filter(|_| !from_self) {
+            rec.signal(sig);
         }
-        // A victim's exit (SIGCHLD) may finish a released FUSE connection.
-        if kit || signals {
-            self.kit.service();
-        }
-        // On a timeout, stalled clients may have reached their deadline.
-        if control || timed_out {
-            self.serve_requests();
-        }
-        actions
+        signals::classify(sig, from_self, &self.cfg.rewrites)
     }
 
-    /// Drain the signalfd into actions; serve the control socket if the
-    /// kernel signalled it readable.
-    fn read_signals(&mut self, actions: &mut Vec<Action>) {
-        let mut control = false;
-        for got in signals::read_pending(&self.sigfd) {
-            if got.is_control_event() {
-                control = true;
-                continue;
-            }
-            let sig = match got.signal {
-                Ok(sig) => sig,
-                Err(n) => {
-                    info!("dropped real-time signal {n}");
-                    continue;
-                }
-            };
-            let from_self = got.sender == self.me.as_raw() as u32;
-            debug!(
-                "received {sig}{}",
-                if from_self { " (from undead)" } else { "" }
-            );
-            if let Some(rec) = self.recorder.as_mut().filter(|_| !from_self) {
-                rec.signal(sig);
-            }
-            actions.push(signals::classify(
-                sig,
-                from_self,
-                &self.cfg.rewrites,
-            ));
-        }
-        if control {
-            self.serve_requests();
-        }
-    }
-
-    /// Execute each complete control request and reply to it.
-    fn serve_requests(&mut self) {
-        let Some(server) = self.control.as_mut() else { return };
-        for request in server.service(Instant::now()) {
-            let reply = match request.action {
-                Ok(action) => self.apply(action),
-                Err(why) => Some(control::error_reply(&why)),
-            };
-            let reply = reply.unwrap_or_else(|| "{\"ok\":true}".into());
-            if let Some(server) = self.control.as_mut() {
-                server.respond(request.id, &reply);
-            }
-        }
-    }
-
-    /// The one executor of actions; control requests get its reply.
-    fn apply(&mut self, action: Action) -> Option<String> {
+    /// The one executor of actions; a control request gets its reply.
+    fn apply(&mut self, action: Action) -> Reply {
         match action {
             Action::Ignore => {}
             Action::Reap => self.reap_zombies(),
@@ -317,35 +330,22 @@ impl Init {
                 self.forward_signal(sig);
                 self.start_grace();
             }
-            Action::Chaos(cmd) => return Some(self.raise(&cmd)),
-            Action::Release(what) => return Some(self.release(&what)),
-            Action::Snapshot => return Some(self.status()),
+            Action::Chaos(cmd) => return self.raise(&cmd),
+            Action::Release(what) => return self.release(&what),
+            Action::Snapshot => return Reply::Status(self.status()),
         }
-        None
+        Reply::Done
     }
 
-    fn raise(&mut self, cmd: &ChaosCmd) -> String {
+    fn raise(&mut self, cmd: &ChaosCmd) -> Reply {
         let made = self.kit.create(cmd);
         info!("raised {cmd:?}: pids {}", crate::log::pids(&made.pids));
-        let pids = made.pids.iter().map(Pid::to_string).collect::<Vec<_>>();
-        let note = made.note.map_or(String::new(), |n| {
-            format!(",\"note\":{}", crate::json::string(&n))
-        });
-        match made.error {
-            None => {
-                format!("{{\"ok\":true,\"pids\":[{}]{note}}}", pids.join(","))
-            }
-            Some(why) => format!(
-                "{{\"ok\":false,\"error\":{},\"pids\":[{}]}}",
-                crate::json::string(&why),
-                pids.join(",")
-            ),
-        }
+        Reply::Raised(made)
     }
 
     /// Release; `release all` also ends withholding, and releasing zombies
-    /// reaps the orphans withheld so far (SPEC §5).
-    fn release(&mut self, what: &Release) -> String {
+    /// reaps the orphans withheld so far (`undead release --help`).
+    fn release(&mut self, what: &Release) -> Reply {
         let mut released = self.kit.release(what);
         if matches!(what, Release::All) {
             self.end_withholding();
@@ -359,11 +359,10 @@ impl Init {
         released.sort();
         released.dedup();
         info!("released pids {}", crate::log::pids(&released));
-        let pids = released.iter().map(Pid::to_string).collect::<Vec<_>>();
-        format!("{{\"ok\":true,\"released\":[{}]}}", pids.join(","))
+        Reply::Released(released)
     }
 
-    fn status(&self) -> String {
+    fn status(&self) -> crate::json::Value {
         let held = self.kit.held();
         let view = status::View {
             me: self.me,
@@ -375,7 +374,7 @@ impl Init {
             reaped: self.reaped,
             held: &held,
         };
-        status::render(&view, Instant::now())
+        status::snapshot(&view, Instant::now())
     }
 
     fn reap_zombies(&mut self) {
@@ -437,12 +436,13 @@ impl Init {
         }
     }
 
+    /// How long the wait may sleep: until the first deadline of the init,
+    /// the kit or the control server; forever if there is none.
     fn next_deadline(&self) -> PollTimeout {
         let next = [
-            self.withhold_until,
-            self.kill_at,
-            self.kit.next_expiry(),
-            self.control.as_ref().and_then(Server::next_deadline),
+            self.own_deadline(),
+            self.kit.next_deadline(),
+            self.control.as_ref().and_then(Source::next_deadline),
         ]
         .into_iter()
         .flatten()
@@ -459,18 +459,14 @@ impl Init {
         }
     }
 
+    /// The init's own timers: end of withholding, end of `--grace`.
+    fn own_deadline(&self) -> Option<Instant> {
+        [self.withhold_until, self.kill_at].into_iter().flatten().min()
+    }
+
     fn on_deadlines(&mut self, now: Instant) {
         if self.withhold_until.is_some_and(|at| at <= now) {
             info!("withholding ended; reaping orphans again");
-            self.end_withholding();
-            self.reap_zombies();
-        }
-        if self.kit.next_expiry().is_some_and(|at| at <= now) {
-            let released = self.kit.release_expired(now);
-            info!(
-                "--release-after: released pids {}",
-                crate::log::pids(&released)
-            );
             self.end_withholding();
             self.reap_zombies();
         }
@@ -479,6 +475,14 @@ impl Init {
             info!("grace period over; killing every remaining descendant");
             self.kill_descendants();
         }
+    }
+
+    /// `--release-after` released what the kit held; it ends withholding
+    /// too ("nothing is held longer"), so the withheld orphans are reaped.
+    fn on_expired(&mut self, released: &[Pid]) {
+        info!("--release-after: released pids {}", crate::log::pids(released));
+        self.end_withholding();
+        self.reap_zombies();
     }
 
     /// SIGKILL every process undead is responsible for. As PID 1,
@@ -586,4 +590,16 @@ impl Init {
         info!("exiting with {code}");
         code
     }
+}
+
+/// Which inputs the wait found ready.
+struct Ready {
+    signals: bool,
+    control: bool,
+    kit: bool,
+}
+
+/// Whether `source` has a deadline at or before `now`.
+fn is_due(source: &impl Source, now: Instant) -> bool {
+    source.next_deadline().is_some_and(|at| at <= now)
 }

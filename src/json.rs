@@ -3,35 +3,155 @@
 //! Hand-written because undead's JSON is a handful of flat records; a
 //! serde stack would add more to the binary than all of undead's logic.
 
+use std::fmt::{self, Display, Write};
+
 /// A JSON string literal with the escapes RFC 8259 requires.
-pub fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
+fn write_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    f.write_char('"')?;
     for c in s.chars() {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c => out.push(c),
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c if (c as u32) < 0x20 => write!(f, "\\u{:04x}", c as u32)?,
+            c => f.write_char(c)?,
         }
     }
-    out.push('"');
-    out
+    f.write_char('"')
+}
+
+/// Compact JSON text, fields in the order they were built: the one writer
+/// behind every reply, `--json` output, the report and JSON log lines.
+impl Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Num(n) => write!(f, "{n}"),
+            Value::Str(s) => write_string(f, s),
+            Value::Arr(items) => {
+                f.write_char('[')?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_char(',')?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                f.write_char(']')
+            }
+            Value::Obj(fields) => {
+                f.write_char('{')?;
+                for (i, (key, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_char(',')?;
+                    }
+                    write_string(f, key)?;
+                    write!(f, ":{value}")?;
+                }
+                f.write_char('}')
+            }
+        }
+    }
+}
+
+/// An object from `(key, value)` pairs, in order.
+pub fn obj<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Obj(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Value {
+        Value::Bool(b)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Value {
+        Value::Num(n)
+    }
+}
+
+/// Counts and milliseconds; saturates (never reached by undead's values).
+impl From<u128> for Value {
+    fn from(n: u128) -> Value {
+        Value::Num(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<usize> for Value {
+    fn from(n: usize) -> Value {
+        Value::from(n as u128)
+    }
+}
+
+impl From<u64> for Value {
+    fn from(n: u64) -> Value {
+        Value::from(u128::from(n))
+    }
+}
+
+impl From<nix::unistd::Pid> for Value {
+    fn from(pid: nix::unistd::Pid) -> Value {
+        Value::Num(i64::from(pid.as_raw()))
+    }
+}
+
+/// Whole milliseconds.
+impl From<std::time::Duration> for Value {
+    fn from(d: std::time::Duration) -> Value {
+        Value::from(d.as_millis())
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::Str(s.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::Str(s)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Value {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(items: Vec<T>) -> Value {
+        Value::Arr(items.into_iter().map(Into::into).collect())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn escapes() {
         assert_eq!(
-            super::string("a\"b\\c\n\u{1}"),
+            Value::from("a\"b\\c\n\u{1}").to_string(),
             "\"a\\\"b\\\\c\\n\\u0001\""
         );
+    }
+
+    #[test]
+    fn writes_what_it_reads() {
+        let text = r#"{"ok":true,"pids":[1,-2],"e":null,"s":"a\"\n","o":{}}"#;
+        let v = parse(text).unwrap();
+        assert_eq!(v.to_string(), text);
+        let built = obj([
+            ("ok", true.into()),
+            ("pids", vec![nix::unistd::Pid::from_raw(1)].into()),
+            ("e", Option::<u64>::None.into()),
+        ]);
+        assert_eq!(built.to_string(), r#"{"ok":true,"pids":[1],"e":null}"#);
     }
 }
 

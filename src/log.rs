@@ -25,10 +25,12 @@ pub fn write(level: u8, msg: std::fmt::Arguments<'_>) {
     let line = if json {
         let level =
             ["error", "info", "debug", "trace"][usize::from(level.min(3))];
-        format!(
-            "{{\"prog\":\"undead\",\"level\":\"{level}\",\"msg\":{}}}\n",
-            crate::json::string(&msg.to_string())
-        )
+        let entry = crate::json::obj([
+            ("prog", "undead".into()),
+            ("level", level.into()),
+            ("msg", msg.to_string().into()),
+        ]);
+        format!("{entry}\n")
     } else {
         format!("undead: {msg}\n")
     };

@@ -1,7 +1,8 @@
 //! undead: a tiny init for containers that, on request, raises the undead.
 //!
-//! `run` only parses the command line and hands over: init mode to
-//! `init`, client verbs to `client`.
+//! `run` decides between a client verb (`undead zombie 3`: `client`) and
+//! init mode (anything else: `cli` parses it, `init` runs it), and is the
+//! one place errors of either are printed.
 //!
 //! `no_main`: the C `main` in `sys.rs` calls `run` directly, bypassing
 //! Rust's runtime start-up, which would set SIGPIPE to SIG_IGN in undead
@@ -17,6 +18,7 @@ mod cli;
 mod client;
 mod control;
 mod error;
+mod event;
 mod guard;
 mod init;
 mod json;
@@ -25,19 +27,34 @@ mod parse;
 mod procfs;
 mod reaper;
 mod report;
+mod request;
 mod signals;
 mod spawn;
 mod status;
 mod sys;
 
+use error::Error;
+
 /// The whole program; returns the exit code.
 #[cfg_attr(test, allow(dead_code))]
 fn run() -> u8 {
     let argv: Vec<String> = std::env::args().collect();
-    match cli::parse(&argv) {
-        Ok(cli::Invocation::Init(cfg)) => init::main(cfg),
-        Ok(cli::Invocation::Client(verb)) => client::main(verb),
-        Ok(cli::Invocation::Print(text)) | Err(error::Error::Help(text)) => {
+    let words: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    let done = match words.split_first() {
+        Some((verb, rest)) if client::VERBS.contains(verb) => {
+            client::parse(verb, rest).and_then(client::run).map(|()| 0)
+        }
+        _ => cli::parse(&words).map(|invocation| match invocation {
+            cli::Invocation::Init(cfg) => init::main(cfg),
+            cli::Invocation::Print(text) => {
+                log::out!("{text}");
+                0
+            }
+        }),
+    };
+    match done {
+        Ok(code) => code,
+        Err(Error::Help(text)) => {
             log::out!("{text}");
             0
         }

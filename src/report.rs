@@ -23,7 +23,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::chaos::HeldProc;
-use crate::json;
+use crate::json::{Value, obj};
 use crate::procfs::Proc;
 use crate::reaper::ChildExit;
 
@@ -74,85 +74,81 @@ impl Recorder {
         }
     }
 
-    pub fn render(&self, end: &Ending<'_>) -> String {
+    pub fn render(&self, end: &Ending<'_>) -> Value {
         let now = self.started.elapsed();
-        let ms = |d: Duration| d.as_millis().to_string();
-        let opt = |d: Option<Duration>| d.map_or("null".into(), ms);
-        let list = |items: Vec<String>| items.join(",");
         let (code, signal) = match end.child_exit {
-            None => ("null".into(), "null".into()),
-            Some(ChildExit::Code(c)) => (c.to_string(), "null".into()),
+            None => (None, None),
+            Some(ChildExit::Code(c)) => (Some(i64::from(c)), None),
             Some(exit @ ChildExit::Signal(s)) => {
-                (exit.code().to_string(), json::string(s.as_str()))
+                (Some(i64::from(exit.code())), Some(s.as_str()))
             }
         };
-        let signals = self
+        let signals: Vec<Value> = self
             .signals
             .iter()
             .map(|(s, at)| {
-                format!(
-                    "{{\"signal\":\"{}\",\"at_ms\":{}}}",
-                    s.as_str(),
-                    ms(*at)
-                )
+                obj([("signal", s.as_str().into()), ("at_ms", (*at).into())])
             })
             .collect();
-        let held = end
+        let held: Vec<Value> = end
             .held
             .iter()
             .map(|h| {
-                format!(
-                    "{{\"pid\":{},\"kind\":{},\"held_ms\":{}}}",
-                    h.pid,
-                    json::string(h.kind),
-                    ms(h.since.elapsed())
-                )
+                obj([
+                    ("pid", h.pid.into()),
+                    ("kind", h.kind.into()),
+                    ("held_ms", h.since.elapsed().into()),
+                ])
             })
             .collect();
-        let remaining = end
+        let remaining: Vec<Value> = end
             .remaining
             .iter()
             .map(|p| {
-                format!(
-                    "{{\"pid\":{},\"ppid\":{},\"state\":\"{}\",\"comm\":{}}}",
-                    p.pid,
-                    p.ppid,
-                    p.state,
-                    json::string(&p.comm)
-                )
+                obj([
+                    ("pid", p.pid.into()),
+                    ("ppid", p.ppid.into()),
+                    ("state", p.state.to_string().into()),
+                    ("comm", p.comm.as_str().into()),
+                ])
             })
             .collect();
-        format!(
-            "{{\"undead_pid\":{},\"exit_code\":{},\"child\":{{\"pid\":{},\
-             \"exit_code\":{code},\"signal\":{signal}}},\"duration_ms\":{},\
-             \"first_term_ms\":{},\"term_to_exit_ms\":{},\"signals\":[{}],\
-             \"signals_total\":{},\"held\":[{}],\"released\":[{}],\
-             \"release_ms\":{},\"remaining\":[{}],\"reaped\":{}}}",
-            end.me,
-            end.exit_code,
-            end.child,
-            ms(now),
-            opt(self.first_term),
-            opt(self.first_term.map(|t| now.saturating_sub(t))),
-            list(signals),
-            self.signals_total,
-            list(held),
-            list(end.released.iter().map(Pid::to_string).collect()),
-            ms(end.release_took),
-            list(remaining),
-            end.reaped,
-        )
+        obj([
+            ("undead_pid", end.me.into()),
+            ("exit_code", i64::from(end.exit_code).into()),
+            (
+                "child",
+                obj([
+                    ("pid", end.child.into()),
+                    ("exit_code", code.into()),
+                    ("signal", signal.into()),
+                ]),
+            ),
+            ("duration_ms", now.into()),
+            ("first_term_ms", self.first_term.into()),
+            (
+                "term_to_exit_ms",
+                self.first_term.map(|t| now.saturating_sub(t)).into(),
+            ),
+            ("signals", signals.into()),
+            ("signals_total", self.signals_total.into()),
+            ("held", held.into()),
+            ("released", end.released.to_vec().into()),
+            ("release_ms", end.release_took.into()),
+            ("remaining", remaining.into()),
+            ("reaped", end.reaped.into()),
+        ])
     }
 }
 
 /// Write the report to PATH, or stderr for `-`. Failures are logged:
 /// undead is exiting and has nothing better to do with them.
-pub fn write(path: &str, text: &str) {
+pub fn write(path: &str, report: &Value) {
     use std::io::Write;
     let result = if path == "-" {
-        std::io::stderr().lock().write_all(format!("{text}\n").as_bytes())
+        std::io::stderr().lock().write_all(format!("{report}\n").as_bytes())
     } else {
-        std::fs::write(path, format!("{text}\n"))
+        std::fs::write(path, format!("{report}\n"))
     };
     if let Err(e) = result {
         let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::Pid;
 
 use crate::chaos::HeldProc;
-use crate::json;
+use crate::json::{Value, obj};
 use crate::procfs::{self, Proc};
 use crate::reaper::ChildExit;
 
@@ -31,7 +31,8 @@ pub struct View<'a> {
     pub held: &'a [HeldProc],
 }
 
-pub fn render(v: &View<'_>, now: Instant) -> String {
+/// The `status` reply as one JSON object (schema above).
+pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
     // undead's own tree only, walked through the children files: cheap on
     // a host with thousands of processes.
     let under: Vec<Proc> = procfs::descendants_of(v.me)
@@ -40,50 +41,57 @@ pub fn render(v: &View<'_>, now: Instant) -> String {
         .collect();
     let count = |s| under.iter().filter(|p| p.state == s).count();
     let held_pids: Vec<Pid> = v.held.iter().map(|h| h.pid).collect();
-    let withheld: Vec<String> = under
+    let withheld: Vec<Pid> = under
         .iter()
         .filter(|p| {
             p.state == 'Z' && p.ppid == v.me && !held_pids.contains(&p.pid)
         })
-        .map(|p| p.pid.to_string())
+        .map(|p| p.pid)
         .collect();
-    let ms = |d: Option<Duration>| {
-        d.map_or("null".into(), |d| d.as_millis().to_string())
-    };
-    let held: Vec<String> = v
+    let held: Vec<Value> = v
         .held
         .iter()
         .map(|h| {
             let age = now.saturating_duration_since(h.since);
             let left = v.release_after.map(|r| r.saturating_sub(age));
-            format!(
-                "{{\"pid\":{},\"kind\":{},\"held_ms\":{},\"release_in_ms\":{}}}",
-                h.pid,
-                json::string(h.kind),
-                age.as_millis(),
-                ms(left)
-            )
+            obj([
+                ("pid", h.pid.into()),
+                ("kind", h.kind.into()),
+                ("held_ms", age.into()),
+                ("release_in_ms", left.into()),
+            ])
         })
         .collect();
     let (state, code) = match v.child_exit {
-        None => ("running", "null".to_string()),
-        Some(exit) => ("exited", exit.code().to_string()),
+        None => ("running", None),
+        Some(exit) => ("exited", Some(i64::from(exit.code()))),
     };
-    format!(
-        "{{\"ok\":true,\"pid\":{},\"pidns\":{},\"child\":{{\"pid\":{},\"state\":\"{state}\",\
-         \"exit_code\":{code}}},\"withholding\":{},\"withhold_left_ms\":{},\
-         \"release_after_ms\":{},\"reaped\":{},\"held\":[{}],\"withheld\":[{}],\
-         \"seen\":{{\"zombies\":{},\"dstate\":{}}}}}",
-        v.me,
-        json::string(&procfs::pid_namespace()),
-        v.child,
-        v.withholding,
-        ms(v.withhold_until.map(|t| t.saturating_duration_since(now))),
-        ms(v.release_after),
-        v.reaped,
-        held.join(","),
-        withheld.join(","),
-        count('Z'),
-        count('D'),
-    )
+    let withhold_left =
+        v.withhold_until.map(|t| t.saturating_duration_since(now));
+    obj([
+        ("ok", true.into()),
+        ("pid", v.me.into()),
+        ("pidns", procfs::pid_namespace().into()),
+        (
+            "child",
+            obj([
+                ("pid", v.child.into()),
+                ("state", state.into()),
+                ("exit_code", code.into()),
+            ]),
+        ),
+        ("withholding", v.withholding.into()),
+        ("withhold_left_ms", withhold_left.into()),
+        ("release_after_ms", v.release_after.into()),
+        ("reaped", v.reaped.into()),
+        ("held", held.into()),
+        ("withheld", withheld.into()),
+        (
+            "seen",
+            obj([
+                ("zombies", count('Z').into()),
+                ("dstate", count('D').into()),
+            ]),
+        ),
+    ])
 }

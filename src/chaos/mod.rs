@@ -21,6 +21,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::event::Source;
 use crate::procfs;
 use crate::reaper;
 
@@ -39,6 +40,14 @@ impl Kind {
             "vfork" => Ok(Kind::Vfork),
             "fuse" => Ok(Kind::Fuse),
             _ => Err(format!("invalid kind '{text}' (use vfork or fuse)")),
+        }
+    }
+
+    /// The word `parse` reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Vfork => "vfork",
+            Kind::Fuse => "fuse",
         }
     }
 }
@@ -66,6 +75,13 @@ pub struct Created {
     pub error: Option<String>,
     /// Something the user should know (e.g. the `--outlive` window).
     pub note: Option<String>,
+}
+
+/// What the kit tells the init when it is serviced.
+#[derive(Debug)]
+pub enum KitEvent {
+    /// `--release-after` released these pids.
+    Expired(Vec<Pid>),
 }
 
 /// One process the kit holds, as `status` and `ps` show it.
@@ -248,34 +264,6 @@ impl Kit {
             || self.units.iter().any(|(u, _)| matches!(u, Unit::Fuse(_)))
     }
 
-    /// The FUSE descriptors the init's `poll` must watch.
-    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.units
-            .iter()
-            .filter_map(|(u, _)| match u {
-                Unit::Fuse(hold) => Some(hold),
-                _ => None,
-            })
-            .chain(&self.releasing)
-            .filter(|h| h.wants_poll())
-            .map(fuse::FuseHold::fd)
-            .collect()
-    }
-
-    /// Serve readable FUSE requests; drop released connections whose
-    /// victims are all gone. Never blocks.
-    pub fn service(&mut self) {
-        for (unit, _) in &mut self.units {
-            if let Unit::Fuse(hold) = unit {
-                hold.on_readable();
-            }
-        }
-        for hold in &mut self.releasing {
-            hold.on_readable();
-        }
-        self.releasing.retain(|h| !h.is_finished());
-    }
-
     /// Release what `what` names; returns the pids let go. Waits (bounded)
     /// until the released processes are dead, so the caller's drain can
     /// reap them and the reply means "gone".
@@ -308,14 +296,8 @@ impl Kit {
         });
     }
 
-    /// When the next unit reaches `--release-after`.
-    pub fn next_expiry(&self) -> Option<Instant> {
-        let after = self.release_after?;
-        self.units.iter().map(|(_, since)| *since + after).min()
-    }
-
     /// Release the units held for `--release-after` or longer.
-    pub fn release_expired(&mut self, now: Instant) -> Vec<Pid> {
+    fn release_expired(&mut self, now: Instant) -> Vec<Pid> {
         let Some(after) = self.release_after else { return Vec::new() };
         let (taken, kept) = std::mem::take(&mut self.units)
             .into_iter()
@@ -339,6 +321,48 @@ impl Kit {
 
     pub fn release_after(&self) -> Option<Duration> {
         self.release_after
+    }
+}
+
+impl Source for Kit {
+    type Event = KitEvent;
+
+    /// The FUSE descriptors with requests to answer.
+    fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.units
+            .iter()
+            .filter_map(|(u, _)| match u {
+                Unit::Fuse(hold) => Some(hold),
+                _ => None,
+            })
+            .chain(&self.releasing)
+            .filter(|h| h.wants_poll())
+            .map(fuse::FuseHold::fd)
+            .collect()
+    }
+
+    /// When the next unit reaches `--release-after`.
+    fn next_deadline(&self) -> Option<Instant> {
+        let after = self.release_after?;
+        self.units.iter().map(|(_, since)| *since + after).min()
+    }
+
+    /// Serve readable FUSE requests; drop released connections whose
+    /// victims are all gone; release what reached `--release-after`.
+    fn service(&mut self, now: Instant) -> Vec<KitEvent> {
+        for (unit, _) in &mut self.units {
+            if let Unit::Fuse(hold) = unit {
+                hold.on_readable();
+            }
+        }
+        for hold in &mut self.releasing {
+            hold.on_readable();
+        }
+        self.releasing.retain(|h| !h.is_finished());
+        if self.next_deadline().is_some_and(|at| at <= now) {
+            return vec![KitEvent::Expired(self.release_expired(now))];
+        }
+        Vec::new()
     }
 }
 

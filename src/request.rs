@@ -1,0 +1,248 @@
+//! The control protocol's request: one line of words, the same type on
+//! both ends. The client builds a `Request` from its verb and sends its
+//! `Display`; undead reads the line back with `Request::parse` (pure, so
+//! hostile bytes are an error, never a panic). `parse(r.to_string()) == r`
+//! for every request (tested below).
+//!
+//! ```text
+//! zombie N [holder]
+//! dstate N [vfork|fuse] [outlive DURATION]
+//! release [all|zombies|dstate|PID...]
+//! status
+//! ```
+//!
+//! A new verb is one `Request` (or `ChaosCmd`) variant, one arm in
+//! `parse` and one in `fmt`.
+
+use std::fmt;
+
+use nix::unistd::Pid;
+
+use crate::action::Action;
+use crate::chaos::{ChaosCmd, Kind, Release};
+use crate::parse;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `zombie ...`, `dstate ...`: raise processes of the kit.
+    Raise(ChaosCmd),
+    /// `release ...`: let go of what the kit holds.
+    Release(Release),
+    /// `status`: what undead is, holds and sees.
+    Status,
+}
+
+impl Request {
+    /// Parse one request line. Pure.
+    pub fn parse(line: &[u8]) -> Result<Request, String> {
+        let text =
+            std::str::from_utf8(line).map_err(|_| "request is not UTF-8")?;
+        let words: Vec<&str> = text.split_ascii_whitespace().collect();
+        match words.split_first() {
+            Some((&"zombie", rest)) => parse_zombie(rest).map(Request::Raise),
+            Some((&"dstate", rest)) => parse_dstate(rest).map(Request::Raise),
+            Some((&"release", rest)) => {
+                parse_release(rest).map(Request::Release)
+            }
+            Some((&"status", [])) => Ok(Request::Status),
+            Some((verb, _)) => {
+                Err(format!("unknown request '{}'", verb.escape_debug()))
+            }
+            None => Err("empty request".into()),
+        }
+    }
+
+    /// What the init executes for it.
+    pub fn into_action(self) -> Action {
+        match self {
+            Request::Raise(cmd) => Action::Chaos(cmd),
+            Request::Release(what) => Action::Release(what),
+            Request::Status => Action::Snapshot,
+        }
+    }
+}
+
+/// The request line, without its newline.
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Raise(ChaosCmd::Zombies { n, holder }) => {
+                write!(f, "zombie {n}")?;
+                if *holder {
+                    f.write_str(" holder")?;
+                }
+                Ok(())
+            }
+            Request::Raise(ChaosCmd::Dstate { n, kind, outlive }) => {
+                write!(f, "dstate {n} {}", kind.name())?;
+                if let Some(d) = outlive {
+                    write!(f, " outlive {}ms", d.as_millis())?;
+                }
+                Ok(())
+            }
+            Request::Release(Release::All) => f.write_str("release all"),
+            Request::Release(Release::Zombies) => {
+                f.write_str("release zombies")
+            }
+            Request::Release(Release::Dstate) => f.write_str("release dstate"),
+            Request::Release(Release::Pids(pids)) => {
+                f.write_str("release")?;
+                pids.iter().try_for_each(|p| write!(f, " {p}"))
+            }
+            Request::Status => f.write_str("status"),
+        }
+    }
+}
+
+fn count(word: Option<&&str>) -> Result<usize, String> {
+    parse::count(word.ok_or("missing count")?)
+}
+
+/// `N [holder]`.
+fn parse_zombie(words: &[&str]) -> Result<ChaosCmd, String> {
+    let holder = match words.get(1..) {
+        Some([]) | None => false,
+        Some(["holder"]) => true,
+        Some(other) => return Err(format!("unexpected {other:?}")),
+    };
+    Ok(ChaosCmd::Zombies { n: count(words.first())?, holder })
+}
+
+/// `N [vfork|fuse] [outlive DURATION]`.
+fn parse_dstate(words: &[&str]) -> Result<ChaosCmd, String> {
+    let n = count(words.first())?;
+    let mut kind = Kind::Vfork;
+    let mut outlive = None;
+    let mut it = words.iter().skip(1);
+    while let Some(&w) = it.next() {
+        match w {
+            "outlive" => {
+                let d = it.next().ok_or("outlive needs a duration")?;
+                outlive = Some(parse::duration(d)?);
+            }
+            other => kind = Kind::parse(other)?,
+        }
+    }
+    Ok(ChaosCmd::Dstate { n, kind, outlive })
+}
+
+/// `all`, `zombies`, `dstate` or PIDs; nothing means `all`. Pure.
+pub fn parse_release(words: &[&str]) -> Result<Release, String> {
+    match words {
+        [] | ["all"] => Ok(Release::All),
+        ["zombies"] => Ok(Release::Zombies),
+        ["dstate"] => Ok(Release::Dstate),
+        pids => pids
+            .iter()
+            .map(|w| match w.parse::<i32>() {
+                Ok(p) if p > 0 => Ok(Pid::from_raw(p)),
+                _ => Err(format!(
+                    "invalid release target '{}'",
+                    w.escape_debug()
+                )),
+            })
+            .collect::<Result<_, _>>()
+            .map(Release::Pids),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn parse(line: &[u8]) -> Result<Request, String> {
+        Request::parse(line)
+    }
+
+    #[test]
+    fn requests() {
+        let z =
+            |n, holder| Ok(Request::Raise(ChaosCmd::Zombies { n, holder }));
+        assert_eq!(parse(b"zombie 3"), z(3, false));
+        assert_eq!(parse(b"  zombie   1000 holder "), z(1000, true));
+        assert_eq!(
+            parse(b"dstate 2 fuse outlive 3s"),
+            Ok(Request::Raise(ChaosCmd::Dstate {
+                n: 2,
+                kind: Kind::Fuse,
+                outlive: Some(Duration::from_secs(3))
+            }))
+        );
+        assert_eq!(
+            parse(b"dstate 1"),
+            Ok(Request::Raise(ChaosCmd::Dstate {
+                n: 1,
+                kind: Kind::Vfork,
+                outlive: None
+            }))
+        );
+        assert_eq!(parse(b"status"), Ok(Request::Status));
+        assert_eq!(parse(b"release"), Ok(Request::Release(Release::All)));
+        assert_eq!(
+            parse(b"release zombies"),
+            Ok(Request::Release(Release::Zombies))
+        );
+        assert_eq!(
+            parse(b"release 12 13"),
+            Ok(Request::Release(Release::Pids(vec![
+                Pid::from_raw(12),
+                Pid::from_raw(13)
+            ])))
+        );
+    }
+
+    /// Every verb, every option: what the client sends is what undead
+    /// reads.
+    #[test]
+    fn every_request_survives_the_wire() {
+        let dstate = |kind, outlive| {
+            Request::Raise(ChaosCmd::Dstate { n: 2, kind, outlive })
+        };
+        let all = [
+            Request::Raise(ChaosCmd::Zombies { n: 0, holder: false }),
+            Request::Raise(ChaosCmd::Zombies { n: 7, holder: true }),
+            dstate(Kind::Vfork, None),
+            dstate(Kind::Fuse, None),
+            dstate(Kind::Fuse, Some(Duration::from_millis(1500))),
+            dstate(Kind::Vfork, Some(Duration::from_secs(120))),
+            Request::Release(Release::All),
+            Request::Release(Release::Zombies),
+            Request::Release(Release::Dstate),
+            Request::Release(Release::Pids(vec![Pid::from_raw(9)])),
+            Request::Release(Release::Pids(vec![
+                Pid::from_raw(1),
+                Pid::from_raw(2_000_000),
+            ])),
+            Request::Status,
+        ];
+        for request in all {
+            let line = request.to_string();
+            assert!(!line.contains('\n'), "{line}");
+            assert_eq!(parse(line.as_bytes()), Ok(request), "{line}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [
+            &b""[..],
+            b"\xff\xfe",
+            b"zombie",
+            b"zombie -1",
+            b"zombie x",
+            b"zombie 3 4",
+            b"dstate 2 nfs",
+            b"dstate 2 outlive",
+            b"dstate 2 outlive forever",
+            b"release 0",
+            b"release all zombies",
+            b"status now",
+            b"rm -rf /",
+            b"\0\0\0",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
