@@ -344,7 +344,7 @@ impl Init {
     }
 
     /// Release; `release all` also ends withholding, and releasing zombies
-    /// reaps the orphans withheld so far (`undead release --help`).
+    /// reaps the orphans withheld so far (README, "Withheld reaping").
     fn release(&mut self, what: &Release) -> Reply {
         let mut released = self.kit.release(what);
         if matches!(what, Release::All) {

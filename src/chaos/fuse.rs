@@ -1,6 +1,6 @@
-//! SIGKILL-immune D state (SPEC §3, `fuse`): undead serves a tiny FUSE
-//! filesystem of its own over raw /dev/fuse and never answers its victims'
-//! READ.
+//! SIGKILL-immune D state (`dstate --kind fuse`; README "SIGKILL-immune D
+//! state"): undead serves a tiny FUSE filesystem of its own over raw
+//! /dev/fuse and never answers its victims' READ.
 //!
 //! Kernel behaviour relied upon (fs/fuse/dev.c, Linux 6.18):
 //! - `request_wait_answer` waits for a synchronous request interruptibly
@@ -285,7 +285,8 @@ impl FuseHold {
         for _ in 0..n {
             let pid = match self.spawn_reader(&ns, self.outlive.is_some()) {
                 Ok(pid) => pid,
-                // pids.max: keep the ones made (SPEC §3), say why.
+                // pids.max: keep the ones made and say why, as every
+                // kind of the kit does ("made 3 of 5 ...").
                 Err(FuseError::Fork(Errno::EAGAIN))
                     if !self.victims.is_empty() =>
                 {
