@@ -132,7 +132,8 @@ fn parse_siginfo(rec: &[u8]) -> Received {
 }
 
 /// Restore in the (forked, not yet exec'd) child the mask undead found.
-/// Async-signal-safe.
+/// Async-signal-safe. sigprocmask fails only for an invalid `how`
+/// (`sigprocmask(2)`), so there is nothing to report.
 pub fn restore_signal_state(state: &ChildSignalState) {
     let _ = sys::set_mask(SigmaskHow::SIG_SETMASK, &state.inherited_mask);
 }

@@ -76,11 +76,14 @@ fn exec_child(
     parent: Pid,
 ) -> ! {
     let stdin = std::io::stdin();
+    // setpgid(0, 0) and setsid() cannot fail in a child just forked: it
+    // leads no session (EPERM for setpgid) and no process group has its
+    // pid (EPERM for setsid), `setpgid(2)`, `setsid(2)`.
     match plan.group {
         Group::ProcessGroup => {
             let _ = unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
             if tty {
-                let _ = unistd::tcsetpgrp(&stdin, unistd::getpgrp());
+                take_terminal(&stdin);
             }
         }
         Group::Session => {
@@ -94,6 +97,7 @@ fn exec_child(
         }
     }
     if plan.die_with_parent {
+        // Fails only for an invalid signal (EINVAL, `PR_SET_PDEATHSIG`).
         let _ = prctl::set_pdeathsig(Signal::SIGKILL);
         if unistd::getppid() != parent {
             sys::exit_now(1);
@@ -103,4 +107,19 @@ fn exec_child(
     let errno = sys::execvp(args);
     sys::write_stderr(&[prefix, errno.desc().as_bytes(), b"\n"]);
     sys::exit_now(if errno == Errno::ENOENT { 127 } else { 126 })
+}
+
+/// Make the child's group the terminal's foreground group, as tini does.
+/// ENOTTY (stdin is a terminal, but not undead's controlling one) and
+/// ENXIO are fine, the child runs in the background of it (tini says so at
+/// debug level only); anything else is said on stderr. Async-signal-safe.
+fn take_terminal(stdin: &std::io::Stdin) {
+    match unistd::tcsetpgrp(stdin, unistd::getpgrp()) {
+        Ok(()) | Err(Errno::ENOTTY | Errno::ENXIO) => {}
+        Err(e) => sys::write_stderr(&[
+            b"undead: cannot give the child the terminal: ",
+            e.desc().as_bytes(),
+            b"\n",
+        ]),
+    }
 }
