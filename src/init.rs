@@ -1,11 +1,9 @@
 //! Init mode: `setup()` in kernel order, then one loop: wait for events
-//! (signals, then kit events, then control requests, then a due deadline;
-//! `event.rs`), apply each in that order, check whether to exit.
-//!
-//! A signal becomes an `Action` (`signals::classify`), and so does a
-//! control request (`Request::into_action`); `apply` executes every
-//! `Action` and returns a `Reply`, which goes back to the client that
-//! asked (`control::encode`) or is dropped for a signal.
+//! (signals, kit events, control requests, a due deadline: `event.rs`),
+//! apply each in that order, check whether to exit. A signal becomes an
+//! `Action` (`signals::classify`), and so does a control request
+//! (`Request::into_action`); `apply` executes every `Action` and returns a
+//! `Reply`, which goes to the client that asked (`control::encode`).
 //!
 //! Two-phase error policy: `setup` may fail and exit with a documented
 //! code; `run` returns no `Result`. Once the child runs, undead must not
@@ -16,7 +14,6 @@
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::prctl;
 use nix::sys::signal::{Signal, kill};
@@ -24,11 +21,11 @@ use nix::sys::signalfd::SignalFd;
 use nix::unistd::{self, Pid};
 
 use crate::action::{Action, Reply};
-use crate::chaos::{ChaosCmd, Kit, KitEvent, Release};
+use crate::chaos::{ChaosCmd, Kit, Release};
 use crate::cli::{Config, ControlPath, Withhold};
 use crate::control::Server;
 use crate::error::Error;
-use crate::event::{Event, Source};
+use crate::event::Event;
 use crate::guard::{self, Guard};
 use crate::log::{debug, error, info};
 use crate::procfs;
@@ -37,6 +34,7 @@ use crate::report::{self, Recorder};
 use crate::signals;
 use crate::spawn::{self, Group, SpawnPlan};
 use crate::status;
+use crate::wait;
 
 /// The one struct that owns undead's state.
 pub struct Init {
@@ -79,7 +77,7 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     let (sigfd, child_signals) = signals::block_signals()?;
     let me = unistd::getpid();
     let is_pid1 = me.as_raw() == 1;
-    become_subreaper(cfg.subreaper, is_pid1)?;
+    reaper::become_subreaper(cfg.subreaper, is_pid1)?;
     if let Some(sig) = cfg.pdeathsig {
         prctl::set_pdeathsig(sig).map_err(Error::Pdeathsig)?;
     }
@@ -180,31 +178,20 @@ fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
     Ok(())
 }
 
-/// As PID 1 undead already reaps the namespace; otherwise orphans reach it
-/// only if it is a child subreaper (`PR_SET_CHILD_SUBREAPER`, Linux 3.4).
-/// `-s` makes a failure fatal, as in tini.
-fn become_subreaper(insist: bool, is_pid1: bool) -> Result<(), Error> {
-    if is_pid1 && !insist {
-        return Ok(());
-    }
-    match prctl::set_child_subreaper(true) {
-        Ok(()) => {
-            info!("registered as a child subreaper");
-            Ok(())
-        }
-        Err(e) if insist => Err(Error::Subreaper(e)),
-        Err(e) => {
-            error!("failed to become a child subreaper: {}", e.desc());
-            Ok(())
-        }
-    }
-}
-
 impl Init {
     /// The loop. Returns undead's exit code; never fails.
     pub fn run(mut self) -> u8 {
         loop {
-            for event in self.wait_for_events() {
+            // The only blocking call of the loop (`wait.rs`).
+            let own = self.own_deadline();
+            let control = self.control.as_mut();
+            let events = wait::wait_for_events(
+                &self.sigfd,
+                control,
+                &mut self.kit,
+                own,
+            );
+            for event in events {
                 match event {
                     Event::Signal(got) => {
                         let action = self.classify(&got);
@@ -226,77 +213,6 @@ impl Init {
             if let Some(code) = self.exit_code() {
                 return self.finish(code);
             }
-        }
-    }
-
-    /// Block until something happens (the only blocking call of the
-    /// loop), then collect what happened, signals first. Each source is
-    /// served only when it is ready or due, so a forwarded signal costs one
-    /// `poll`, one signalfd read and one `kill`.
-    fn wait_for_events(&mut self) -> Vec<Event> {
-        let timeout = self.next_deadline();
-        // Nothing to time and no FUSE connection: everything that can
-        // happen arrives as a signal (the control socket's readiness too,
-        // by F_SETSIG), so one blocking read of the signalfd is the whole
-        // wait: two syscalls per forwarded signal or reaped orphan.
-        let ready = if timeout == PollTimeout::NONE && !self.kit.has_fuse() {
-            Ready { signals: true, control: false, kit: false }
-        } else {
-            self.poll(timeout)
-        };
-        let now = Instant::now();
-        let mut events = Vec::new();
-        let mut control = ready.control;
-        if ready.signals {
-            for got in signals::read_pending(&self.sigfd) {
-                if got.is_control_event() {
-                    control = true;
-                } else {
-                    events.push(Event::Signal(got));
-                }
-            }
-        }
-        // A victim's exit (SIGCHLD) may finish a released FUSE connection.
-        if ready.kit || ready.signals || is_due(&self.kit, now) {
-            let made = self.kit.service(now);
-            events.extend(made.into_iter().map(|e| match e {
-                KitEvent::Expired(pids) => Event::Expired(pids),
-            }));
-        }
-        if let Some(server) = self.control.as_mut() {
-            // Stalled clients may have reached their deadline.
-            if control || is_due(server, now) {
-                let asked = server.service(now).into_iter();
-                events.extend(asked.map(|(c, a)| Event::Request(c, a)));
-            }
-        }
-        if self.own_deadline().is_some_and(|at| at <= now) {
-            events.push(Event::Deadline(now));
-        }
-        events
-    }
-
-    /// `poll` the signalfd, the control socket and the kit; which are
-    /// ready.
-    fn poll(&self, timeout: PollTimeout) -> Ready {
-        let control_fds =
-            self.control.as_ref().map(Source::fds).unwrap_or_default();
-        let n_control = control_fds.len();
-        let mut fds: Vec<PollFd> = std::iter::once(self.sigfd.as_fd())
-            .chain(control_fds)
-            .chain(self.kit.fds())
-            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
-            .collect();
-        if let Err(e) = poll(&mut fds, timeout) {
-            if e != Errno::EINTR {
-                error!("poll failed: {}", e.desc());
-            }
-        }
-        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-        Ready {
-            signals: ready(&fds[0]),
-            control: fds[1..=n_control].iter().any(ready),
-            kit: fds[n_control + 1..].iter().any(ready),
         }
     }
 
@@ -436,29 +352,6 @@ impl Init {
         }
     }
 
-    /// How long the wait may sleep: until the first deadline of the init,
-    /// the kit or the control server; forever if there is none.
-    fn next_deadline(&self) -> PollTimeout {
-        let next = [
-            self.own_deadline(),
-            self.kit.next_deadline(),
-            self.control.as_ref().and_then(Source::next_deadline),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        match next {
-            None => PollTimeout::NONE,
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                // Round up so we never wake just before the deadline.
-                let ms = left.as_millis()
-                    + u128::from(left.subsec_nanos() % 1_000_000 != 0);
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            }
-        }
-    }
-
     /// The init's own timers: end of withholding, end of `--grace`.
     fn own_deadline(&self) -> Option<Instant> {
         [self.withhold_until, self.kill_at].into_iter().flatten().min()
@@ -590,16 +483,4 @@ impl Init {
         info!("exiting with {code}");
         code
     }
-}
-
-/// Which inputs the wait found ready.
-struct Ready {
-    signals: bool,
-    control: bool,
-    kit: bool,
-}
-
-/// Whether `source` has a deadline at or before `now`.
-fn is_due(source: &impl Source, now: Instant) -> bool {
-    source.next_deadline().is_some_and(|at| at <= now)
 }

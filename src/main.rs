@@ -32,6 +32,7 @@ mod signals;
 mod spawn;
 mod status;
 mod sys;
+mod wait;
 
 use error::Error;
 

@@ -1,5 +1,6 @@
-//! Reaping: the `waitpid` drain, the mapping of a wait status to an exit
-//! code, and the one explicit exception, withheld reaping.
+//! Reaping: becoming the reaper of orphans (subreaper), the `waitpid`
+//! drain, the mapping of a wait status to an exit code, and the one
+//! explicit exception, withheld reaping.
 //!
 //! Invariants:
 //! * SIGCHLD is a hint: the drain loops `waitpid(-1, WNOHANG)` until it
@@ -12,9 +13,13 @@
 //!   so the drain cannot steal them.
 
 use nix::errno::Errno;
+use nix::sys::prctl;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
+
+use crate::error::Error;
+use crate::log::{error, info};
 
 /// How the main child ended, as undead will report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +144,26 @@ pub fn is_zombie_clone(pid: Pid) -> bool {
 /// `-e CODE`: report these codes as 0 (tini's `-e`).
 pub fn remap(code: u8, remapped: &[u8]) -> u8 {
     if remapped.contains(&code) { 0 } else { code }
+}
+
+/// As PID 1 undead already reaps the namespace; otherwise orphans reach it
+/// only if it is a child subreaper (`PR_SET_CHILD_SUBREAPER`, Linux 3.4).
+/// `-s` makes a failure fatal, as in tini.
+pub fn become_subreaper(insist: bool, is_pid1: bool) -> Result<(), Error> {
+    if is_pid1 && !insist {
+        return Ok(());
+    }
+    match prctl::set_child_subreaper(true) {
+        Ok(()) => {
+            info!("registered as a child subreaper");
+            Ok(())
+        }
+        Err(e) if insist => Err(Error::Subreaper(e)),
+        Err(e) => {
+            error!("failed to become a child subreaper: {}", e.desc());
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
