@@ -22,7 +22,7 @@ use nix::unistd::{self, Pid};
 
 use crate::action::{Action, Reply};
 use crate::chaos::{ChaosCmd, Kit, Release};
-use crate::cli::{Config, ControlPath, Withhold};
+use crate::config::{Config, ControlPath, Withhold};
 use crate::control::Server;
 use crate::error::Error;
 use crate::event::Event;

@@ -16,6 +16,7 @@ mod action;
 mod chaos;
 mod cli;
 mod client;
+mod config;
 mod control;
 mod error;
 mod event;
