@@ -379,32 +379,33 @@ fn wait(
     }
 }
 
+/// What undead holds, as (pid, kind), if it answers and shares this PID
+/// namespace: pids mean the same only inside it, so a client on the host
+/// labels nothing rather than the wrong processes.
+fn held_here(control: &str) -> Vec<(u64, String)> {
+    let Ok(s) = ask(control, &Request::Status, Duration::from_secs(2)) else {
+        return Vec::new();
+    };
+    if s.get("pidns").and_then(Value::as_str)
+        != Some(procfs::pid_namespace().as_str())
+    {
+        return Vec::new();
+    }
+    let held = s.get("held").map(Value::as_array).unwrap_or(&[]);
+    held.iter()
+        .filter_map(|h| {
+            Some((
+                h.get("pid")?.as_u64()?,
+                h.get("kind")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 /// The processes of this PID namespace, with what undead holds them as
 /// (asked over the socket if undead answers; `null` otherwise).
 fn ps(json_out: bool, control: &str) {
-    // Pids mean the same only inside undead's PID namespace: a client on
-    // the host labels nothing rather than the wrong processes.
-    let held: Vec<(u64, String)> =
-        ask(control, &Request::Status, Duration::from_secs(2))
-            .ok()
-            .filter(|s| {
-                s.get("pidns").and_then(Value::as_str)
-                    == Some(procfs::pid_namespace().as_str())
-            })
-            .map(|s| {
-                s.get("held")
-                    .map(Value::as_array)
-                    .unwrap_or(&[])
-                    .iter()
-                    .filter_map(|h| {
-                        Some((
-                            h.get("pid")?.as_u64()?,
-                            h.get("kind")?.as_str()?.to_string(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+    let held = held_here(control);
     let rows: Vec<(procfs::Proc, String, Option<&str>)> = procfs::snapshot()
         .into_iter()
         .map(|p| {

@@ -90,29 +90,6 @@ impl Recorder {
                 obj([("signal", s.as_str().into()), ("at_ms", (*at).into())])
             })
             .collect();
-        let held: Vec<Value> = end
-            .held
-            .iter()
-            .map(|h| {
-                obj([
-                    ("pid", h.pid.into()),
-                    ("kind", h.kind.into()),
-                    ("held_ms", h.since.elapsed().into()),
-                ])
-            })
-            .collect();
-        let remaining: Vec<Value> = end
-            .remaining
-            .iter()
-            .map(|p| {
-                obj([
-                    ("pid", p.pid.into()),
-                    ("ppid", p.ppid.into()),
-                    ("state", p.state.to_string().into()),
-                    ("comm", p.comm.as_str().into()),
-                ])
-            })
-            .collect();
         obj([
             ("undead_pid", end.me.into()),
             ("exit_code", i64::from(end.exit_code).into()),
@@ -132,13 +109,40 @@ impl Recorder {
             ),
             ("signals", signals.into()),
             ("signals_total", self.signals_total.into()),
-            ("held", held.into()),
+            ("held", held(end.held).into()),
             ("released", end.released.to_vec().into()),
             ("release_ms", end.release_took.into()),
-            ("remaining", remaining.into()),
+            ("remaining", remaining(end.remaining).into()),
             ("reaped", end.reaped.into()),
         ])
     }
+}
+
+fn held(held: &[HeldProc]) -> Vec<Value> {
+    let held_ms = |h: &HeldProc| h.since.elapsed().into();
+    held.iter()
+        .map(|h| {
+            obj([
+                ("pid", h.pid.into()),
+                ("kind", h.kind.into()),
+                ("held_ms", held_ms(h)),
+            ])
+        })
+        .collect()
+}
+
+fn remaining(procs: &[Proc]) -> Vec<Value> {
+    procs
+        .iter()
+        .map(|p| {
+            obj([
+                ("pid", p.pid.into()),
+                ("ppid", p.ppid.into()),
+                ("state", p.state.to_string().into()),
+                ("comm", p.comm.as_str().into()),
+            ])
+        })
+        .collect()
 }
 
 /// Write the report to PATH, or stderr for `-`. Failures are logged:

@@ -48,20 +48,6 @@ pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
         })
         .map(|p| p.pid)
         .collect();
-    let held: Vec<Value> = v
-        .held
-        .iter()
-        .map(|h| {
-            let age = now.saturating_duration_since(h.since);
-            let left = v.release_after.map(|r| r.saturating_sub(age));
-            obj([
-                ("pid", h.pid.into()),
-                ("kind", h.kind.into()),
-                ("held_ms", age.into()),
-                ("release_in_ms", left.into()),
-            ])
-        })
-        .collect();
     let (state, code) = match v.child_exit {
         None => ("running", None),
         Some(exit) => ("exited", Some(i64::from(exit.code()))),
@@ -84,7 +70,7 @@ pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
         ("withhold_left_ms", withhold_left.into()),
         ("release_after_ms", v.release_after.into()),
         ("reaped", v.reaped.into()),
-        ("held", held.into()),
+        ("held", held(v, now).into()),
         ("withheld", withheld.into()),
         (
             "seen",
@@ -94,4 +80,21 @@ pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
             ]),
         ),
     ])
+}
+
+/// The held processes, each with its age and time left.
+fn held(v: &View<'_>, now: Instant) -> Vec<Value> {
+    v.held
+        .iter()
+        .map(|h| {
+            let age = now.saturating_duration_since(h.since);
+            let left = v.release_after.map(|r| r.saturating_sub(age));
+            obj([
+                ("pid", h.pid.into()),
+                ("kind", h.kind.into()),
+                ("held_ms", age.into()),
+                ("release_in_ms", left.into()),
+            ])
+        })
+        .collect()
 }

@@ -432,9 +432,7 @@ impl Kit {
         let mut released = Vec::new();
         let mut dying = Vec::new();
         let mut fuse_released = Vec::new();
-        // kill() fails only with ESRCH here (undead may signal its own
-        // children): the process is already gone, which the wait below
-        // observes anyway.
+        // kill() can fail only with ESRCH here (a process already gone).
         for unit in units {
             released.extend(unit.procs().iter().map(|(p, _)| *p));
             match unit {
