@@ -24,3 +24,6 @@ mod report;
 
 /// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
 mod kit;
+
+/// The loop: the order of events that arrive in one wake-up.
+mod r#loop;
