@@ -33,7 +33,7 @@ fn signals_apply_before_requests_of_the_same_wake_up() {
         let orphan = wait_for(T, || {
             children_of(u.pid).into_iter().find(|&p| {
                 std::fs::read(format!("/proc/{p}/cmdline"))
-                    .is_ok_and(|c| c == b"sleep\01000\0")
+                    .is_ok_and(|c| c == b"sleep\x001000\x00")
             })
         })
         .expect("the orphan under undead");
