@@ -38,7 +38,10 @@ pub struct Init {
     me: Pid,
     is_pid1: bool,
     sigfd: SignalFd,
-    child: Pid,
+    /// The main child; `None` under `--pause`, which runs no command.
+    child: Option<Pid>,
+    /// `--pause` got SIGTERM/SIGINT: release and exit 0.
+    pause_ended: bool,
     child_exit: Option<ChildExit>,
     policy: Policy,
     /// End of `--withhold-reaping=DURATION`.
@@ -87,24 +90,20 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     let control = serve_control(&cfg).inspect_err(|_| {
         kit.release(&Release::All);
     })?;
-    let plan = SpawnPlan {
-        argv: &cfg.command,
-        group: if cfg.setsid { Group::Session } else { Group::ProcessGroup },
-        die_with_parent: !is_pid1,
-        signals: &child_signals,
-    };
-    let child = spawn::spawn_child(&plan)?;
-    // As PID 1 the kernel kills the namespace when undead dies.
-    let guard = if is_pid1 {
+    let child = if cfg.pause {
+        info!("--pause: no command; SIGTERM or SIGINT ends undead");
         None
     } else {
+        Some(start_child(&cfg, is_pid1, &child_signals)?)
+    };
+    // As PID 1 the kernel kills the namespace when undead dies.
+    let guard = child.filter(|_| !is_pid1).and_then(|child| {
         guard::spawn_guard(child)
             .inspect_err(|e| {
                 error!("failed to start undead-guard: {}", e.desc())
             })
             .ok()
-    };
-    info!("started child {child}: {}", cfg.command.join(" "));
+    });
     let now = Instant::now();
     Ok(Init {
         policy: match cfg.withhold {
@@ -120,6 +119,7 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         is_pid1,
         sigfd,
         child,
+        pause_ended: false,
         child_exit: None,
         kill_at: None,
         reaped: 0,
@@ -128,6 +128,22 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         recorder: cfg_report.then(|| Recorder::new(started)),
         guard,
     })
+}
+
+fn start_child(
+    cfg: &Config,
+    is_pid1: bool,
+    signals: &signals::ChildSignalState,
+) -> Result<Pid, Error> {
+    let plan = SpawnPlan {
+        argv: &cfg.command,
+        group: if cfg.setsid { Group::Session } else { Group::ProcessGroup },
+        die_with_parent: !is_pid1,
+        signals,
+    };
+    let child = spawn::spawn_child(&plan)?;
+    info!("started child {child}: {}", cfg.command.join(" "));
+    Ok(child)
 }
 
 /// The control socket. An explicit `--control`/`UNDEAD_CONTROL` that
@@ -313,6 +329,9 @@ impl Init {
             Action::Ignore => {}
             Action::Reap => self.reap_zombies(),
             Action::Forward(sig) => self.forward_signal(sig),
+            Action::Shutdown(_) if self.child.is_none() => {
+                self.pause_ended = true;
+            }
             Action::Shutdown(sig) => {
                 self.forward_signal(sig);
                 self.start_grace();
@@ -384,8 +403,8 @@ impl Init {
     }
 
     fn account(&mut self, drained: reaper::Drained) {
-        if let Some(exit) = drained.child {
-            info!("child {} {exit}", self.child);
+        if let (Some(exit), Some(child)) = (drained.child, self.child) {
+            info!("child {child} {exit}");
             self.child_exit = Some(exit);
             if self.cfg.wait_all {
                 self.start_grace();
@@ -411,6 +430,10 @@ impl Init {
     /// Forward to the child, or to its process group with `-g` (tini -g):
     /// the child leads its own group, so the group id is its pid.
     fn forward_signal(&mut self, sig: Signal) {
+        let Some(child) = self.child else {
+            debug!("--pause: no child to forward {sig} to");
+            return;
+        };
         if self.child_exit.is_some() {
             // `--wait-all` after the child exited: the stragglers are what
             // undead waits for, so they get the signal (`docker stop` must
@@ -421,9 +444,9 @@ impl Init {
             return;
         }
         let target = if self.cfg.pgroup {
-            Pid::from_raw(-self.child.as_raw())
+            Pid::from_raw(-child.as_raw())
         } else {
-            self.child
+            child
         };
         debug!("forwarding {sig} to {target}");
         if let Err(e) = kill(target, sig) {
@@ -528,6 +551,9 @@ impl Init {
 
     /// The exit code once undead should exit, else `None`.
     fn exit_code(&self) -> Option<u8> {
+        if self.pause_ended {
+            return Some(0);
+        }
         let exit = self.child_exit?;
         if self.cfg.wait_all && self.has_descendants() {
             return None;

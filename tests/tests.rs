@@ -24,3 +24,6 @@ mod report;
 
 /// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
 mod kit;
+
+/// Reliability: PID 1 never dies, blocks or lies; --pause; stop sequence.
+mod reliability;
