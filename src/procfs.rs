@@ -54,6 +54,15 @@ pub fn wchan(pid: Pid) -> String {
     }
 }
 
+/// The kernel's `pid_max` (`/proc/sys/kernel/pid_max`): no more
+/// processes can exist at once. `PID_MAX_LIMIT` (4 Mi, 64-bit) if unknown.
+pub fn pid_max() -> usize {
+    fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(4 << 20)
+}
+
 /// This process's PID namespace (`pid:[INODE]`), or "" if unknown.
 pub fn pid_namespace() -> String {
     fs::read_link("/proc/self/ns/pid")

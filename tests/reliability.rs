@@ -156,3 +156,85 @@ fn pause_with_a_command_is_a_usage_error() {
     assert_eq!(r.code, 2, "{r:?}");
     assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Defect 1: counts are bounded by pid_max
+// ---------------------------------------------------------------------------
+
+/// One raw request line on the socket; the reply line ("" if none).
+fn raw(sock: &str, line: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(T));
+    let _ = s.write_all(line);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Environment variables for one run.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+/// Above every pid_max: PID_MAX_LIMIT (4 Mi on 64-bit) + 1. Not the
+/// host's pid_max + 1: a fresh PID namespace reports its own pid_max (4 Mi
+/// on 6.18), and a count it accepts would fork until pids.max.
+const ABOVE_ANY_PID_MAX: &str = "4194305";
+
+/// A count above pid_max is a usage error (client exit 2, start exit 2),
+/// never an allocation failure that kills PID 1. The huge counts come
+/// first: on the old code they abort undead at once (a count within
+/// pid_max would fork until pids.max instead). See: #10 (1)
+#[test]
+fn counts_above_pid_max_are_usage_errors() {
+    let counts = ["10000000000", "4611686018427387905", ABOVE_ANY_PID_MAX];
+    for mode in MODES {
+        let mut f = Fix::start(mode, &[], &["sleep", "600"]);
+        for n in counts {
+            for verb in
+                [&["dstate", n][..], &["zombie", n], &["wait", "--zombies", n]]
+            {
+                let r = f.client(verb);
+                if r.code != 2 || r.stderr.lines().count() != 1 {
+                    f.fail(&format!(
+                        "{verb:?}: want exit 2 and one line: {r:?}"
+                    ));
+                }
+            }
+            // Past the client: the server's parser refuses it too.
+            for req in
+                [format!("dstate {n}\n"), format!("zombie {n} holder\n")]
+            {
+                let reply = raw(&f.sock, req.as_bytes());
+                if !reply.contains("\"ok\":false")
+                    || !reply.contains("pid_max")
+                {
+                    f.fail(&format!("{req:?}: reply {reply:?}"));
+                }
+            }
+            if f.u.wait(Duration::ZERO).is_some() {
+                f.fail(&format!("undead died of count {n}"));
+            }
+        }
+        f.ok(&["zombie", "1"]);
+        f.ok(&["status"]);
+    }
+    for mode in MODES {
+        for n in counts {
+            let cases: [(&[&str], Env); 3] = [
+                (&["--dstate", n, "--", "true"], &[]),
+                (&["--zombies", n, "--", "true"], &[]),
+                (&["--no-control", "--", "true"], &[("UNDEAD_DSTATE", n)]),
+            ];
+            for (args, env) in cases {
+                let mut c = crate::common::command(mode);
+                c.args(args).envs(env.iter().copied());
+                let r = run_ran(&mut c, T);
+                assert_eq!(r.code, 2, "{mode:?} {args:?} {env:?}: {r:?}");
+                assert!(r.stderr.contains("pid_max"), "{r:?}");
+            }
+        }
+    }
+}

@@ -205,7 +205,7 @@ impl Kit {
     }
 
     fn create_vforks(&mut self, n: usize) -> (Vec<Unit>, Option<String>) {
-        let mut holders = Vec::with_capacity(n);
+        let mut holders = Vec::new();
         let mut errno = None;
         for _ in 0..n {
             match vfork::spawn_vfork_holder(&mut self.stack) {
