@@ -238,3 +238,50 @@ fn counts_above_pid_max_are_usage_errors() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Defect 3: names that are not UTF-8
+// ---------------------------------------------------------------------------
+
+/// A link to `sleep` named nine 'é' (18 bytes): the kernel cuts its comm
+/// at 15 bytes, mid-character (ends in 0xC3).
+fn non_utf8_sleep(dir: &Scratch) -> String {
+    let which =
+        run_ran(Command::new("sh").args(["-c", "command -v sleep"]), T);
+    let link = dir.path(&"\u{e9}".repeat(9));
+    std::os::unix::fs::symlink(which.stdout.trim(), &link).unwrap();
+    link.display().to_string()
+}
+
+/// Processes whose comm is not UTF-8 are seen, counted and waited for:
+/// `--wait-all` waits for such a straggler, `status` lists such a withheld
+/// zombie. See: #10 (3)
+#[test]
+fn non_utf8_names_are_seen_and_waited_for() {
+    for mode in MODES {
+        let dir = Scratch::new("utf8");
+        let sleep = non_utf8_sleep(&dir);
+        let script = format!("'{sleep}' 2 & exit 0");
+        let mut c = crate::common::command(mode);
+        c.args(["--no-control", "--wait-all", "--", "sh", "-c", &script]);
+        let r = run_ran(&mut c, T);
+        assert_eq!(r.code, 0, "{mode:?}: {r:?}");
+        assert!(
+            r.took >= Duration::from_millis(1800),
+            "{mode:?}: --wait-all returned after {:?}, before the straggler",
+            r.took
+        );
+
+        let script = format!("('{sleep}' 0 &); exec sleep 600");
+        let f =
+            Fix::start(mode, &["--withhold-reaping"], &["sh", "-c", &script]);
+        let st = wait_for(T, || {
+            let st = f.ok(&["status", "--json"]).stdout;
+            (!st.contains("\"withheld\":[]")).then_some(st)
+        });
+        let st = st.unwrap_or_else(|| f.fail("no withheld zombie in status"));
+        if st.contains("\"zombies\":0") {
+            f.fail(&format!("zombie not counted: {st}"));
+        }
+    }
+}
