@@ -370,7 +370,8 @@ impl Init {
             self.end_withholding();
         }
         if matches!(what, Release::All | Release::Zombies) {
-            let drained = reaper::reap_zombies(self.child, Policy::ReapAll);
+            let drained =
+                reaper::reap_zombies(self.awaited_child(), Policy::ReapAll);
             released.extend(&drained.others);
             self.account(drained);
         }
@@ -398,8 +399,15 @@ impl Init {
     }
 
     fn reap_zombies(&mut self) {
-        let drained = reaper::reap_zombies(self.child, self.policy);
+        let drained = reaper::reap_zombies(self.awaited_child(), self.policy);
         self.account(drained);
+    }
+
+    /// The child while its status is still to be taken. It is taken once:
+    /// afterwards its pid may be reused by an unrelated process, which is
+    /// an ordinary orphan (its exit must not overwrite the child's).
+    fn awaited_child(&self) -> Option<Pid> {
+        self.child.filter(|_| self.child_exit.is_none())
     }
 
     fn account(&mut self, drained: reaper::Drained) {

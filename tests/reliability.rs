@@ -4,6 +4,7 @@
 //! fresh PID namespace and as a subreaper, and failed on the code before
 //! its fix (said in the commit that added it).
 
+use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -284,4 +285,50 @@ fn non_utf8_names_are_seen_and_waited_for() {
             f.fail(&format!("zombie not counted: {st}"));
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Defect 4: the child's status is taken once
+// ---------------------------------------------------------------------------
+
+/// After the child exits 3 under `--wait-all`, an orphan that reuses its
+/// pid and exits 42 must not change undead's exit code. PID 1 only: the
+/// namespace's pid_max is lowered to 400 (per namespace since Linux 6.14)
+/// so pids wrap at once; as a subreaper the host's pids would have to wrap.
+/// Pids wrap to 300 (RESERVED_PIDS), so the wrapper burns pids first and
+/// the child gets one above 300; the straggler leaves the child's group
+/// (a pid stays taken while it names a group); a `true` now and then shifts the parity
+/// of the orphans' pids (each loop forks two). See: #10 (4)
+#[test]
+fn child_status_is_taken_once_despite_pid_reuse() {
+    use crate::common::Launch;
+    let dir = Scratch::new("reuse");
+    let (pidf, hit) = (dir.path("pid"), dir.path("hit"));
+    let (pidf, hit) = (pidf.display(), hit.display());
+    let straggler = dir.path("straggler.sh");
+    fs::write(
+        &straggler,
+        format!(
+            "n=$(cat {pidf}); i=0\n\
+             while [ ! -e {hit} ] && [ $i -lt 3000 ]; do\n\
+             i=$((i+1)); [ $((i % 7)) = 0 ] && /bin/true\n\
+             ( sh -c '[ $$ = '$n' ] && {{ touch {hit}; exit 42; }}; exit 0' & )\n\
+             done\n"
+        ),
+    )
+    .unwrap();
+    let burn = "echo 400 > /proc/sys/kernel/pid_max; i=0; \
+                while [ $i -lt 320 ]; do /bin/true; i=$((i+1)); done; \
+                exec \"$@\"";
+    let child = format!(
+        "echo $$ > {pidf}; (setsid sh {} &); exit 3",
+        straggler.display()
+    );
+    let how = Launch { inner: &["sh", "-c", burn, "sh"], ..Launch::default() };
+    let args = ["--no-control", "--wait-all", "-v", "--", "sh", "-c", &child];
+    let mut u = Undead::launch(Mode::Pid1, &how, &args, |_| {});
+    let code = u.wait(Duration::from_secs(60));
+    let reused = Path::new(&hit.to_string()).exists();
+    assert!(reused, "negative control: no orphan reused the child's pid");
+    assert_eq!(code, Some(3), "stderr:\n{}", u.stderr());
 }
