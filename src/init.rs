@@ -159,6 +159,13 @@ fn serve_control(cfg: &Config) -> Result<Option<Server>, Error> {
         Err(errno) if cfg.control_explicit => {
             Err(Error::ControlBind { path: path.display().to_string(), errno })
         }
+        Err(Errno::EADDRINUSE) => {
+            info!(
+                "no control socket: another undead answers on {}",
+                path.display()
+            );
+            Ok(None)
+        }
         Err(errno) => {
             info!("no control socket at {}: {}", path.display(), errno.desc());
             Ok(None)

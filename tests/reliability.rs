@@ -332,3 +332,83 @@ fn child_status_is_taken_once_despite_pid_reuse() {
     assert!(reused, "negative control: no orphan reused the child's pid");
     assert_eq!(code, Some(3), "stderr:\n{}", u.stderr());
 }
+
+// ---------------------------------------------------------------------------
+// Defect 5: one socket path, one undead
+// ---------------------------------------------------------------------------
+
+fn inode(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// A second undead with an explicit `--control` of a live socket fails
+/// with one line (exit 1) and leaves the first one's socket alone; when
+/// the file has been replaced by another's, undead's exit does not remove
+/// it; a stale file is replaced. See: #10 (5)
+#[test]
+fn a_live_socket_is_not_taken_over() {
+    for mode in MODES {
+        let a = Fix::start(mode, &[], &["sleep", "600"]);
+        let before = inode(&a.sock);
+        let mut c = crate::common::command(mode);
+        c.args(["--control", &a.sock, "--", "sleep", "600"]);
+        let r = run_ran(&mut c, T);
+        if r.code != 1 || r.stderr.lines().count() != 1 {
+            a.fail(&format!("second undead: want exit 1, one line: {r:?}"));
+        }
+        if inode(&a.sock) != before {
+            a.fail("the second undead replaced the live socket");
+        }
+        a.ok(&["status"]);
+
+        // Someone else's socket now sits at A's path: A must leave it.
+        let mut a = a;
+        let other = a.dir.path("other.sock");
+        let _keep = std::os::unix::net::UnixListener::bind(&other).unwrap();
+        fs::rename(&other, &a.sock).unwrap();
+        let theirs = inode(&a.sock);
+        a.u.signal(libc::SIGTERM);
+        if a.u.wait(T).is_none() {
+            a.fail("undead did not exit on SIGTERM");
+        }
+        if inode(&a.sock) != theirs {
+            a.fail("undead removed a socket file that was not its own");
+        }
+
+        // A stale file (nobody listens) is replaced.
+        let dir = Scratch::new("stale");
+        let sock = dir.sock();
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        let mut c = crate::common::command(mode);
+        c.args(["--control", &sock, "--", "sh", "-c"]);
+        c.arg(format!("exec '{BIN}' status --control '{sock}'"));
+        let r = run_ran(&mut c, T);
+        assert_eq!(r.code, 0, "{mode:?}: stale socket not replaced: {r:?}");
+    }
+}
+
+/// With the default path (/run/undead.sock, here on a private tmpfs), a
+/// second undead runs its command without a socket (said at -v) and the
+/// first one keeps answering. See: #10 (5)
+#[test]
+fn default_path_taken_runs_without_a_socket() {
+    let script = format!(
+        "mount -t tmpfs undead-test /run || exit 90\n\
+         '{BIN}' -- sleep 600 & a=$!\n\
+         i=0; while [ ! -S /run/undead.sock ] && [ $i -lt 2000 ]; do \
+         i=$((i+1)); sleep 0.005; done\n\
+         before=$(stat -c %i /run/undead.sock)\n\
+         '{BIN}' -v -- echo second-ran; echo \"second=$?\"\n\
+         [ \"$(stat -c %i /run/undead.sock)\" = \"$before\" ] && echo kept\n\
+         '{BIN}' status >/dev/null && echo first-answers\n\
+         kill $a; wait $a\n"
+    );
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    let r = run_ran(&mut c, Duration::from_secs(30));
+    for want in ["second-ran", "second=0", "kept", "first-answers"] {
+        assert!(r.stdout.contains(want), "missing {want}: {r:?}");
+    }
+    assert!(r.stderr.contains("another undead answers"), "{r:?}");
+}
