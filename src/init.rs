@@ -37,6 +37,9 @@ pub struct Init {
     cfg: Config,
     me: Pid,
     is_pid1: bool,
+    /// /proc is this PID namespace's: without it undead finds no
+    /// descendant there (their pids would name other processes).
+    proc_ok: bool,
     sigfd: SignalFd,
     /// The main child; `None` under `--pause`, which runs no command.
     child: Option<Pid>,
@@ -80,6 +83,13 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     if let Some(sig) = cfg.pdeathsig {
         prctl::set_pdeathsig(sig).map_err(Error::Pdeathsig)?;
     }
+    let proc_ok = match procfs::not_ours() {
+        None => true,
+        Some(why) => {
+            error!("{why}");
+            false
+        }
+    };
     let mut kit = Kit::new(cfg.release_after);
     raise_at_start(&cfg, &mut kit).inspect_err(|_| {
         kit.release(&Release::All);
@@ -96,8 +106,10 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     } else {
         Some(start_child(&cfg, is_pid1, &child_signals)?)
     };
-    // As PID 1 the kernel kills the namespace when undead dies.
-    let guard = child.filter(|_| !is_pid1).and_then(|child| {
+    // As PID 1 the kernel kills the namespace when undead dies. Without
+    // /proc, `--wait-all` waits for waitpid's ECHILD, which the guard
+    // (a child as long as undead lives) would never let come.
+    let guard = child.filter(|_| !is_pid1 && proc_ok).and_then(|child| {
         guard::spawn_guard(child)
             .inspect_err(|e| {
                 error!("failed to start undead-guard: {}", e.desc())
@@ -117,6 +129,7 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         cfg,
         me,
         is_pid1,
+        proc_ok,
         sigfd,
         child,
         pause_ended: false,
@@ -396,6 +409,7 @@ impl Init {
             me: self.me,
             child: self.child,
             child_exit: self.child_exit,
+            proc_ok: self.proc_ok,
             withholding: self.policy == Policy::Withhold,
             withhold_until: self.withhold_until,
             release_after: self.kit.release_after(),
@@ -533,7 +547,14 @@ impl Init {
             let _ = kill(Pid::from_raw(-1), sig);
             return 0;
         }
-        let left = procfs::descendants_of(self.me);
+        if !self.proc_ok {
+            // No /proc to find them in: the child's group at least.
+            if let Some(child) = self.child {
+                let _ = kill(Pid::from_raw(-child.as_raw()), sig);
+            }
+            return 0;
+        }
+        let left = self.descendants();
         for &pid in &left {
             let _ = kill(pid, sig);
         }
@@ -580,11 +601,22 @@ impl Init {
     /// and the guard. Zombies do not count: they are reaped or withheld.
     fn has_descendants(&self) -> bool {
         let held: Vec<Pid> = self.kit.held().iter().map(|h| h.pid).collect();
-        procfs::descendants_of(self.me).into_iter().any(|p| {
+        if !self.proc_ok {
+            return reaper::has_children();
+        }
+        self.descendants().into_iter().any(|p| {
             !held.contains(&p)
                 && Some(p) != self.guard_pid()
                 && procfs::state_of(p).is_some_and(|s| s != 'Z')
         })
+    }
+
+    /// Every descendant in /proc; none when /proc is not ours.
+    fn descendants(&self) -> Vec<Pid> {
+        if !self.proc_ok {
+            return Vec::new();
+        }
+        procfs::descendants_of(self.me)
     }
 
     fn guard_pid(&self) -> Option<Pid> {
@@ -603,7 +635,8 @@ impl Init {
             server.remove();
         }
         if let (Some(rec), Some(path)) = (&self.recorder, &self.cfg.report) {
-            let remaining: Vec<procfs::Proc> = procfs::descendants_of(self.me)
+            let remaining: Vec<procfs::Proc> = self
+                .descendants()
                 .into_iter()
                 .filter(|p| Some(*p) != self.guard_pid())
                 .filter_map(procfs::read_proc)

@@ -58,6 +58,25 @@ pub fn wchan(pid: Pid) -> String {
     }
 }
 
+/// Why /proc is not this PID namespace's, if it is not: `unshare --pid
+/// --fork` without `--mount-proc`, or a host /proc bind-mounted into a
+/// container. /proc shows the pids of the namespace it was mounted in
+/// (`pid_namespaces(7)`), so then `/proc/self` is not our `getpid()` (or
+/// is missing), and every pid read there names another process.
+pub fn not_ours() -> Option<String> {
+    let me = nix::unistd::getpid();
+    let seen = fs::read_link("/proc/self").ok();
+    let seen = seen.as_ref().and_then(|p| p.to_str());
+    if seen == Some(me.to_string().as_str()) {
+        return None;
+    }
+    Some(format!(
+        "/proc is not this PID namespace's (/proc/self is {}, undead is {me}; \
+         mount it, e.g. unshare --mount-proc): the kit is off",
+        seen.unwrap_or("missing")
+    ))
+}
+
 /// The kernel's `pid_max` (`/proc/sys/kernel/pid_max`): no more
 /// processes can exist at once. `PID_MAX_LIMIT` (4 Mi, 64-bit) if unknown.
 pub fn pid_max() -> usize {

@@ -142,6 +142,22 @@ pub fn is_zombie_clone(pid: Pid) -> bool {
     )
 }
 
+/// Whether undead has any child left, without reaping: `waitid(P_ALL,
+/// WEXITED | WNOHANG | WNOWAIT)` fails with ECHILD only when there is
+/// none (`wait(2)`). What `--wait-all` waits on when /proc is not ours.
+pub fn has_children() -> bool {
+    use nix::sys::wait::{Id, waitid};
+    let flags =
+        WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        return match waitid(Id::All, flags) {
+            Err(Errno::EINTR) => continue,
+            Err(_) => false,
+            Ok(_) => true,
+        };
+    }
+}
+
 /// `-e CODE`: report these codes as 0 (tini's `-e`).
 pub fn remap(code: u8, remapped: &[u8]) -> u8 {
     if remapped.contains(&code) { 0 } else { code }

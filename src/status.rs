@@ -25,6 +25,8 @@ pub struct View<'a> {
     pub me: Pid,
     pub child: Option<Pid>,
     pub child_exit: Option<ChildExit>,
+    /// /proc is this namespace's; if not, nothing is seen or withheld.
+    pub proc_ok: bool,
     pub withholding: bool,
     pub withhold_until: Option<Instant>,
     pub release_after: Option<Duration>,
@@ -35,10 +37,9 @@ pub struct View<'a> {
 pub fn render(v: &View<'_>, now: Instant) -> String {
     // undead's own tree only, walked through the children files: cheap on
     // a host with thousands of processes.
-    let under: Vec<Proc> = procfs::descendants_of(v.me)
-        .into_iter()
-        .filter_map(procfs::read_proc)
-        .collect();
+    let mine = if v.proc_ok { procfs::descendants_of(v.me) } else { vec![] };
+    let under: Vec<Proc> =
+        mine.into_iter().filter_map(procfs::read_proc).collect();
     let count = |s| under.iter().filter(|p| p.state == s).count();
     let held_pids: Vec<Pid> = v.held.iter().map(|h| h.pid).collect();
     let withheld: Vec<String> = under

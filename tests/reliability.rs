@@ -412,3 +412,58 @@ fn default_path_taken_runs_without_a_socket() {
     }
     assert!(r.stderr.contains("another undead answers"), "{r:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Defect 6: /proc of another PID namespace
+// ---------------------------------------------------------------------------
+
+/// `unshare --pid --fork` without `--mount-proc`: /proc is the host's.
+/// As PID 1 undead is the namespace's init; as a subreaper it runs under
+/// a `sh` that is.
+fn foreign_proc(mode: Mode) -> Command {
+    let mut c = Command::new("unshare");
+    c.args(["--pid", "--fork", "--kill-child"]);
+    if mode == Mode::Subreaper {
+        c.args(["sh", "-c", "\"$@\"; exit $?", "sh"]);
+    }
+    c.arg(BIN);
+    c
+}
+
+/// Detected at start (one line); `--wait-all` waits until waitpid says
+/// no child is left, then exits; kit verbs fail with that line; status
+/// reports nothing of the host as seen or withheld. See: #10 (6)
+#[test]
+fn proc_of_another_namespace_is_detected() {
+    for mode in MODES {
+        let mut c = foreign_proc(mode);
+        c.args(["--no-control", "--wait-all", "--"]);
+        c.args(["sh", "-c", "sleep 1 & exit 5"]);
+        let r = run_ran(&mut c, Duration::from_secs(20));
+        assert_eq!(r.code, 5, "{mode:?}: {r:?}");
+        assert!(r.took >= Duration::from_millis(800), "{mode:?}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{mode:?}: {r:?}");
+        assert!(r.stderr.contains("/proc is not"), "{mode:?}: {r:?}");
+
+        let mut c = foreign_proc(mode);
+        c.args(["--no-control", "--zombies", "1", "--", "true"]);
+        let r = run_ran(&mut c, T);
+        assert_eq!(r.code, 1, "{mode:?}: {r:?}");
+        assert!(r.stderr.contains("/proc is not"), "{mode:?}: {r:?}");
+
+        let dir = Scratch::new("proc");
+        let sock = dir.sock();
+        let script = format!(
+            "'{BIN}' zombie 1 --control '{sock}'; echo \"zombie=$?\"; \
+             '{BIN}' status --json --control '{sock}'"
+        );
+        let mut c = foreign_proc(mode);
+        c.args(["--control", &sock, "--", "sh", "-c", &script]);
+        let r = run_ran(&mut c, Duration::from_secs(20));
+        assert_eq!(r.code, 0, "{mode:?}: {r:?}");
+        assert!(r.stdout.contains("zombie=1"), "{mode:?}: {r:?}");
+        assert!(r.stderr.matches("/proc is not").count() >= 2, "{r:?}");
+        assert!(r.stdout.contains("\"withheld\":[]"), "{mode:?}: {r:?}");
+        assert!(r.stdout.contains("\"zombies\":0,\"dstate\":0"), "{r:?}");
+    }
+}

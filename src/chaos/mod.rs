@@ -140,6 +140,11 @@ impl Kit {
     }
 
     pub fn create(&mut self, cmd: &ChaosCmd) -> Created {
+        // Every promise of the kit is checked in /proc: without our own,
+        // pids there name other processes.
+        if let Some(why) = procfs::not_ours() {
+            return Created { error: Some(why), ..Created::default() };
+        }
         let now = Instant::now();
         if self.stack.is_empty() {
             self.stack = vec![0; STACK_SIZE];
