@@ -467,3 +467,59 @@ fn proc_of_another_namespace_is_detected() {
         assert!(r.stdout.contains("\"zombies\":0,\"dstate\":0"), "{r:?}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Defect 7: FUSE victims reaped by the drain are forgotten
+// ---------------------------------------------------------------------------
+
+/// Abort the FUSE connection that victim `pid` (host pid) is stuck on,
+/// and only that one, through fusectl (mounted for the while if needed).
+fn abort_connection_of(pid: i32) {
+    let info = fs::read(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let info = String::from_utf8_lossy(&info);
+    let conn = info
+        .lines()
+        .filter(|l| l.contains(" - fuse.undead "))
+        .find_map(|l| {
+            l.split(' ').nth(2)?.strip_prefix("0:").map(str::to_string)
+        })
+        .expect("the victim's fuse mount");
+    let ctl = "/sys/fs/fuse/connections";
+    let mounted = Path::new(&format!("{ctl}/{conn}")).exists();
+    let sh = |args: &[&str]| Command::new(args[0]).args(&args[1..]).status();
+    if !mounted {
+        let _ = sh(&["mount", "-t", "fusectl", "none", ctl]);
+    }
+    fs::write(format!("{ctl}/{conn}/abort"), "1").expect("abort");
+    if !mounted {
+        let _ = sh(&["umount", ctl]);
+    }
+}
+
+/// A FUSE victim freed behind undead's back (its connection aborted) and
+/// reaped by the drain is no longer listed as held. See: #10 (7)
+#[test]
+fn reaped_fuse_victims_are_forgotten() {
+    let _serial = crate::fuse::serial();
+    for mode in MODES {
+        let f = Fix::start(mode, &[], &["sleep", "600"]);
+        let r = f.ok(&["dstate", "1", "--kind", "fuse"]);
+        let ns: i32 = r.stdout.trim().parse().unwrap();
+        let victim = f.named("undead-fuse", 'D');
+        if victim.len() != 1 {
+            f.fail("want one undead-fuse victim in D");
+        }
+        abort_connection_of(victim[0]);
+        if wait_for(T, || state(victim[0]).is_none().then_some(())).is_none() {
+            f.fail("the victim was not reaped after the abort");
+        }
+        let st = f.ok(&["status", "--json"]).stdout;
+        if st.contains(&format!("\"pid\":{ns},\"kind\":\"fuse\"")) {
+            f.fail(&format!("reaped victim {ns} still held: {st}"));
+        }
+        let r = f.ok(&["release", "all"]);
+        if !r.stdout.contains("released 0 processes") {
+            f.fail(&format!("release of a forgotten victim: {r:?}"));
+        }
+    }
+}

@@ -412,6 +412,26 @@ impl FuseHold {
         &self.victims
     }
 
+    /// Forget victims the init's drain has reaped (the connection was
+    /// aborted, e.g. by `rescue` or the kernel's `--outlive` timeout):
+    /// their pids may name unrelated processes from now on. Returns
+    /// whether any victim is left.
+    pub fn forget(&mut self, reaped: &[Pid]) -> bool {
+        let mut gone = std::mem::take(&mut self.gone).into_iter();
+        let mut kept = Vec::new();
+        self.victims.retain(|p| {
+            let flag = gone.next().unwrap_or_default();
+            let keep = !reaped.contains(p);
+            if keep {
+                kept.push(flag);
+            }
+            keep
+        });
+        self.gone = kept;
+        self.held.retain(|(_, p)| !reaped.contains(p));
+        !self.victims.is_empty()
+    }
+
     /// Set if fork failed (EAGAIN, pids.max) before `n` victims were made.
     pub fn shortfall(&self) -> Option<Errno> {
         self.shortfall

@@ -301,16 +301,21 @@ impl Kit {
     }
 
     /// Forget holdings whose holder the init's drain has reaped (someone
-    /// else killed it): their pids must not be signalled later, they may
-    /// belong to unrelated processes by then. Held zombies are clone
-    /// children the drain never reaps; FUSE victims are tracked by their
-    /// connection.
+    /// else killed it), and FUSE victims it reaped (their connection was
+    /// aborted): their pids must not be shown or signalled later, they may
+    /// belong to unrelated processes by then. A connection with no victim
+    /// left is dropped. Held zombies are clone children the drain never
+    /// reaps.
     pub fn forget(&mut self, reaped: &[Pid]) {
-        self.units.retain(|(unit, _)| match unit {
+        self.units.retain_mut(|(unit, _)| match unit {
             Unit::Holder(h) => !reaped.contains(&h.pid),
             Unit::Vfork { holder, .. } => !reaped.contains(holder),
-            Unit::Zombie(_) | Unit::Fuse(_) => true,
+            Unit::Zombie(_) => true,
+            Unit::Fuse(hold) => hold.forget(reaped),
         });
+        for hold in &mut self.releasing {
+            hold.forget(reaped);
+        }
     }
 
     /// When the next unit reaches `--release-after`.
