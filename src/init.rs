@@ -104,7 +104,14 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         info!("--pause: no command; SIGTERM or SIGINT ends undead");
         None
     } else {
-        Some(start_child(&cfg, is_pid1, &child_signals)?)
+        // A failed fork (pids.max) is an exit path undead controls too.
+        let started = start_child(&cfg, is_pid1, &child_signals);
+        Some(started.inspect_err(|_| {
+            kit.release(&Release::All);
+            if let Some(server) = &control {
+                server.remove();
+            }
+        })?)
     };
     // As PID 1 the kernel kills the namespace when undead dies. Without
     // /proc, `--wait-all` waits for waitpid's ECHILD, which the guard

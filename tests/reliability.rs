@@ -523,3 +523,73 @@ fn reaped_fuse_victims_are_forgotten() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Defect 9: a failed spawn leaves nothing behind
+// ---------------------------------------------------------------------------
+
+/// A v1 pids cgroup of the test's own, emptied (SIGKILL) and removed on
+/// drop.
+struct Pids(std::path::PathBuf);
+
+impl Pids {
+    fn new(tag: &str, max: u32) -> Option<Pids> {
+        let root = Path::new("/sys/fs/cgroup/pids");
+        let dir =
+            root.join(format!("undead-rel-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir(&dir);
+        fs::create_dir(&dir).ok()?;
+        let cg = Pids(dir);
+        fs::write(cg.0.join("pids.max"), max.to_string()).ok()?;
+        Some(cg)
+    }
+
+    /// `sh -c 'join; exec "$@"' sh`: what follows runs in the cgroup.
+    fn join(&self) -> String {
+        format!("echo $$ > {}/cgroup.procs; exec \"$@\"", self.0.display())
+    }
+}
+
+impl Drop for Pids {
+    fn drop(&mut self) {
+        let procs = self.0.join("cgroup.procs");
+        let _ = wait_for(T, || {
+            let text = fs::read_to_string(&procs).unwrap_or_default();
+            let left: Vec<i32> =
+                text.lines().filter_map(|l| l.parse().ok()).collect();
+            left.iter().for_each(|&p| crate::common::kill(p, libc::SIGKILL));
+            left.is_empty().then_some(())
+        });
+        let _ = wait_for(T, || fs::remove_dir(&self.0).ok());
+    }
+}
+
+/// At pids.max the child cannot be forked: undead says so (exit 1),
+/// releases what it raised and removes its socket file. See: #10 (9)
+#[test]
+fn failed_spawn_releases_and_removes_the_socket() {
+    for mode in MODES {
+        let Some(cg) = Pids::new(&format!("{mode:?}"), 10) else {
+            eprintln!("skipped: no writable v1 pids cgroup");
+            return;
+        };
+        let join = cg.join();
+        let wrap = ["sh", "-c", join.as_str(), "sh"];
+        let how = match mode {
+            Mode::Pid1 => {
+                crate::common::Launch { inner: &wrap, ..Default::default() }
+            }
+            Mode::Subreaper => {
+                crate::common::Launch { outer: &wrap, ..Default::default() }
+            }
+        };
+        let dir = Scratch::new("spawn");
+        let sock = dir.sock();
+        let mut c = crate::common::command_in(mode, &how);
+        c.args(["--zombies", "9", "--control", &sock, "--", "true"]);
+        let r = run_ran(&mut c, T);
+        assert_eq!(r.code, 1, "{mode:?}: {r:?}");
+        assert!(r.stderr.contains("cannot run 'true'"), "{mode:?}: {r:?}");
+        assert!(!Path::new(&sock).exists(), "{mode:?}: socket left: {r:?}");
+    }
+}
