@@ -17,7 +17,8 @@ use crate::error::Error;
 /// it raises zombies and D-state processes for teardown tests.
 #[derive(FromArgs)]
 #[argh(
-    note = "Usage: undead [OPTIONS] -- COMMAND [ARGS...] | undead VERB ...",
+    note = "Usage: undead [OPTIONS] -- COMMAND [ARGS...] | undead VERB ... | \
+            undead [OPTIONS] --pause",
     note = "Verbs: zombie, dstate, release, status, wait, ps, rescue \
             (undead VERB --help).",
     note = "Every option can be set by environment: UNDEAD_<OPTION> (e.g. \
@@ -87,6 +88,9 @@ pub struct InitArgs {
     /// serve no control socket
     #[argh(switch)]
     pub no_control: bool,
+    /// run no command: reap, serve the kit, exit 0 on TERM/INT (pod pause)
+    #[argh(switch)]
+    pub pause: bool,
     /// print the version and exit
     #[argh(switch, short = 'V')]
     pub version: bool,

@@ -17,7 +17,10 @@ use crate::signals::Rewrites;
 /// Everything init mode needs, typed.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Empty exactly when `pause` is set.
     pub command: Vec<String>,
+    /// `--pause`: no command; exit 0 on SIGTERM/SIGINT (the pod sandbox).
+    pub pause: bool,
     pub subreaper: bool,
     pub pgroup: bool,
     pub setsid: bool,
@@ -134,20 +137,23 @@ fn typed_all<T>(
         .map_err(Error::Usage)
 }
 
-/// The command after the options (`--` optional).
-fn command(mut words: Vec<String>) -> Result<Vec<String>, Error> {
-    if words.is_empty() {
-        return Err(Error::Usage(
-            "no command given: undead [OPTIONS] -- COMMAND".into(),
-        ));
-    }
-    if words[0] == "--" {
+/// The command after the options (`--` optional): required, unless
+/// `--pause`, which takes none.
+fn command(mut words: Vec<String>, pause: bool) -> Result<Vec<String>, Error> {
+    let dashes = words.first().is_some_and(|w| w == "--");
+    if dashes {
         words.remove(0);
-        if words.is_empty() {
-            return Err(Error::Usage("no command after '--'".into()));
-        }
     }
-    Ok(words)
+    match (words.is_empty(), pause) {
+        (true, false) if dashes => {
+            Err(Error::Usage("no command after '--'".into()))
+        }
+        (true, false) => Err(Error::Usage(
+            "no command given: undead [OPTIONS] -- COMMAND".into(),
+        )),
+        (false, true) => Err(Error::Usage("--pause runs no command".into())),
+        _ => Ok(words),
+    }
 }
 
 /// `--withhold-reaping[=D]`, else `UNDEAD_WITHHOLD_REAPING` as a boolean
@@ -198,7 +204,8 @@ fn log_json(format: Option<String>) -> Result<bool, Error> {
 
 /// Merge flags with environment variables (flags win) and type the values.
 pub fn config(a: InitArgs, env: &Env<'_>) -> Result<Config, Error> {
-    let command = command(a.command)?;
+    let pause = env.switch(a.pause, "UNDEAD_PAUSE")?;
+    let command = command(a.command, pause)?;
     let withhold = withhold(a.withhold_reaping, a.withhold_reaping_for, env)?;
     let control = match env.opt(a.control, "UNDEAD_CONTROL") {
         _ if env.switch(a.no_control, "UNDEAD_NO_CONTROL")? => {
@@ -212,6 +219,7 @@ pub fn config(a: InitArgs, env: &Env<'_>) -> Result<Config, Error> {
     };
     Ok(Config {
         command,
+        pause,
         // tini's TINI_SUBREAPER and TINI_KILL_PROCESS_GROUP count when
         // merely set.
         subreaper: env.switch(a.subreaper, "UNDEAD_SUBREAPER")?
@@ -275,6 +283,17 @@ mod tests {
         assert_eq!(c.command, ["sh", "-c", "true"]);
         assert!(init(&["--"], &[]).is_err());
         assert!(init(&[], &[]).is_err());
+    }
+
+    #[test]
+    fn pause_takes_no_command() {
+        let c = init(&["--pause"], &[]).unwrap();
+        assert!(c.pause && c.command.is_empty());
+        let c = init(&[], &[("UNDEAD_PAUSE", "1")]).unwrap();
+        assert!(c.pause && c.command.is_empty());
+        assert!(init(&["--pause", "--", "true"], &[]).is_err());
+        assert!(init(&["true"], &[("UNDEAD_PAUSE", "1")]).is_err());
+        assert!(!init(&["true"], &[("UNDEAD_PAUSE", "0")]).unwrap().pause);
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub struct Recorder {
 pub struct Ending<'a> {
     pub me: Pid,
     pub exit_code: u8,
-    pub child: Pid,
+    pub child: Option<Pid>,
     pub child_exit: Option<ChildExit>,
     pub held: &'a [HeldProc],
     pub released: &'a [Pid],

@@ -27,3 +27,5 @@ mod kit;
 
 /// The loop: the order of events that arrive in one wake-up.
 mod r#loop;
+/// Reliability: PID 1 never dies, blocks or lies; --pause; stop sequence.
+mod reliability;
