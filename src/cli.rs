@@ -42,6 +42,10 @@ struct InitArgs {
     /// start the child in a new session (dumb-init's default)
     #[argh(switch)]
     setsid: bool,
+    /// as a subreaper, keep a helper (undead-guard) that kills the child's
+    /// process group if undead is SIGKILLed
+    #[argh(switch)]
+    guard: bool,
     /// signal undead gets when its parent dies (tini -p)
     #[argh(option, short = 'p')]
     pdeathsig: Option<String>,
@@ -108,6 +112,8 @@ pub struct Config {
     pub subreaper: bool,
     pub pgroup: bool,
     pub setsid: bool,
+    /// Fork `undead-guard` in subreaper mode (off: tini's process tree).
+    pub guard: bool,
     pub pdeathsig: Option<Signal>,
     pub remap_exit: Vec<u8>,
     pub rewrites: Rewrites,
@@ -331,6 +337,7 @@ fn config(
         pgroup: switch(a.pgroup, "UNDEAD_PGROUP")?
             || tini_set("TINI_KILL_PROCESS_GROUP"),
         setsid: switch(a.setsid, "UNDEAD_SETSID")?,
+        guard: switch(a.guard, "UNDEAD_GUARD")?,
         pdeathsig: opt(a.pdeathsig, "UNDEAD_PDEATHSIG")
             .map(|s| parse::signal(&s))
             .transpose()

@@ -50,7 +50,8 @@ pub struct Init {
     kit: Kit,
     /// Signals and times for `--report`, when asked for.
     recorder: Option<Recorder>,
-    /// Subreaper mode: kills the child's group if undead is SIGKILLed.
+    /// `--guard` in subreaper mode: kills the child's group if undead is
+    /// SIGKILLed.
     guard: Option<Guard>,
 }
 
@@ -94,8 +95,11 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         signals: &child_signals,
     };
     let child = spawn::spawn_child(&plan)?;
-    // As PID 1 the kernel kills the namespace when undead dies.
-    let guard = if is_pid1 {
+    // As PID 1 the kernel kills the namespace when undead dies. As a
+    // subreaper the child dies by its parent-death signal; only `--guard`
+    // adds a process of our own to the tree (tini's tree by default:
+    // tini's tests count init's descendants).
+    let guard = if is_pid1 || !cfg.guard {
         None
     } else {
         guard::spawn_guard(child)
@@ -393,7 +397,8 @@ impl Init {
         }
         for pid in &drained.others {
             if self.cfg.warn_reap && Some(*pid) != self.guard_pid() {
-                error!("reaped zombie process {pid}, which is not the child");
+                // tini's words: tests and log greps match them.
+                error!("Reaped zombie process with pid={pid}");
             }
             debug!("reaped {pid}");
         }
