@@ -24,3 +24,6 @@ mod report;
 
 /// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
 mod kit;
+
+/// Drop-in for tini: what tini's own test suite checks, as undead's tests.
+mod dropin;
