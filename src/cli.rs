@@ -39,13 +39,9 @@ struct InitArgs {
     /// forward signals to the child's process group (tini -g)
     #[argh(switch, short = 'g')]
     pgroup: bool,
-    /// start the child in a new session, with a terminal too (without
-    /// one it is the default)
+    /// start the child in a new session (dumb-init's default)
     #[argh(switch)]
     setsid: bool,
-    /// keep the child in undead's session without a terminal too (tini)
-    #[argh(switch)]
-    no_setsid: bool,
     /// as a subreaper, keep a helper (undead-guard) that kills the child's
     /// process group if undead is SIGKILLed
     #[argh(switch)]
@@ -115,9 +111,7 @@ pub struct Config {
     pub command: Vec<String>,
     pub subreaper: bool,
     pub pgroup: bool,
-    /// `Some`: `--setsid`/`--no-setsid`; `None`: by the terminal
-    /// (`spawn::choose_group`).
-    pub setsid: Option<bool>,
+    pub setsid: bool,
     /// Fork `undead-guard` in subreaper mode (off: tini's process tree).
     pub guard: bool,
     pub pdeathsig: Option<Signal>,
@@ -342,19 +336,7 @@ fn config(
             || tini_set("TINI_SUBREAPER"),
         pgroup: switch(a.pgroup, "UNDEAD_PGROUP")?
             || tini_set("TINI_KILL_PROCESS_GROUP"),
-        setsid: match (a.setsid, a.no_setsid) {
-            (true, true) => {
-                return Err(usage(
-                    "--setsid and --no-setsid exclude each other".into(),
-                ));
-            }
-            (true, false) => Some(true),
-            (false, true) => Some(false),
-            (false, false) => var("UNDEAD_SETSID")
-                .map(|v| parse::flag(&v))
-                .transpose()
-                .map_err(usage)?,
-        },
+        setsid: switch(a.setsid, "UNDEAD_SETSID")?,
         guard: switch(a.guard, "UNDEAD_GUARD")?,
         pdeathsig: opt(a.pdeathsig, "UNDEAD_PDEATHSIG")
             .map(|s| parse::signal(&s))

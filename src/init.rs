@@ -8,7 +8,6 @@
 //! process of the namespace (`pid_namespaces(7)`), so errors are logged once
 //! and the loop goes on.
 
-use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,7 @@ use crate::procfs;
 use crate::reaper::{self, ChildExit, Policy};
 use crate::report::{self, Recorder};
 use crate::signals;
-use crate::spawn::{self, SpawnPlan};
+use crate::spawn::{self, Group, SpawnPlan};
 use crate::status;
 
 /// The one struct that owns undead's state.
@@ -91,7 +90,7 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     })?;
     let plan = SpawnPlan {
         argv: &cfg.command,
-        group: spawn::choose_group(cfg.setsid, std::io::stdin().is_terminal()),
+        group: if cfg.setsid { Group::Session } else { Group::ProcessGroup },
         die_with_parent: !is_pid1,
         signals: &child_signals,
     };

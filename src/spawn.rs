@@ -5,9 +5,8 @@
 //! included, is prepared before fork.
 //!
 //! In the child, in this order:
-//! 1. its own session when stdin is not a terminal (dumb-init's default),
-//!    its own process group in undead's session when it is (tini's);
-//!    `--setsid`/`--no-setsid` choose either way (`choose_group`);
+//! 1. its own process group (tini's default) or its own session
+//!    (`--setsid`, dumb-init's default);
 //! 2. if stdin is a terminal, it takes the terminal's foreground (tini:
 //!    `tcsetpgrp`; `--setsid`: `TIOCSCTTY`), so Ctrl-C/Ctrl-Z reach it.
 //!    Signals are still blocked here, and a blocked SIGTTOU lets a
@@ -31,33 +30,20 @@ use crate::error::Error;
 use crate::signals::{self, ChildSignalState};
 use crate::sys::{self, ExecArgs};
 
-/// Where the child's process group lives.
+/// Where the child's process group lives. tini's process group is the
+/// default with or without a terminal: a new session also puts the child
+/// in a scheduler autogroup of its own (`setsid(2)`, when
+/// `kernel.sched_autogroup_enabled` is 1 and the task is in the root CPU
+/// cgroup), and that changed the signal latency one way or the other with
+/// the machine's load (README, "Signal latency and the child's session"),
+/// while it costs tini's semantics: the child's group would be orphaned,
+/// so the kernel would discard a forwarded SIGTSTP (`kernel/signal.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
     /// A new process group in undead's session (tini).
     ProcessGroup,
     /// A new session (dumb-init).
     Session,
-}
-
-/// The child's group. Without a terminal there is no job control to keep,
-/// and a session of its own puts the child in a scheduler autogroup of its
-/// own (`setsid(2)` → `sched_autogroup_create_attach`, when
-/// `kernel.sched_autogroup_enabled` is 1): a signal forwarded by undead
-/// wakes it in another group, which preempts sooner (README, signal
-/// latency). With a terminal the child must be in undead's session to
-/// take its foreground group (Ctrl-C, Ctrl-Z), as under tini.
-/// The cost without a terminal: the child's group is orphaned (its parent
-/// is in another session), so the kernel discards SIGTSTP/SIGTTIN/SIGTTOU
-/// sent to a member that has them at their default (`kernel/signal.c`,
-/// `is_current_pgrp_orphaned`); `--no-setsid` keeps tini's behaviour.
-pub fn choose_group(setsid: Option<bool>, tty: bool) -> Group {
-    match setsid {
-        Some(true) => Group::Session,
-        Some(false) => Group::ProcessGroup,
-        None if tty => Group::ProcessGroup,
-        None => Group::Session,
-    }
 }
 
 pub struct SpawnPlan<'a> {
@@ -124,25 +110,4 @@ fn exec_child(
     let errno = sys::execvp(args);
     sys::write_stderr(&[prefix, errno.desc().as_bytes(), b"\n"]);
     sys::exit_now(if errno == Errno::ENOENT { 127 } else { 126 })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_session_without_a_terminal_unless_told() {
-        use Group::{ProcessGroup as Pg, Session as Ss};
-        let table = [
-            (None, false, Ss),
-            (None, true, Pg),
-            (Some(true), false, Ss),
-            (Some(true), true, Ss),
-            (Some(false), false, Pg),
-            (Some(false), true, Pg),
-        ];
-        for (setsid, tty, want) in table {
-            assert_eq!(choose_group(setsid, tty), want, "{setsid:?} {tty}");
-        }
-    }
 }

@@ -3,8 +3,8 @@
 //! would fail it fails `cargo test` first. tini's suite counts init's
 //! descendants and expects every one of them in the child's process group
 //! (its reaping and process-group sections), greps `-w`'s words, and sends
-//! `-g` signals to the child's group; undead additionally picks the child's
-//! session by the terminal and keeps `undead-guard` behind `--guard`.
+//! `-g` signals to the child's group; undead keeps `undead-guard` behind
+//! `--guard` and the child's own session behind `--setsid`.
 
 use std::time::Duration;
 
@@ -158,30 +158,32 @@ fn w_says_reaped_zombie_process_with_pid() {
     }
 }
 
-/// Without a terminal the child leads a session of its own (a scheduler
-/// autogroup of its own: the signal-latency default, README); `--no-setsid`
-/// or UNDEAD_SETSID=0 keep it in undead's session as tini does. On a
-/// terminal tini's foreground group stays the default (tests/init.rs, TTY).
+/// Without a terminal too, the child leads a process group in undead's
+/// session, as under tini (with one: tests/init.rs, TTY); `--setsid` or
+/// UNDEAD_SETSID=1 give it a session of its own (dumb-init's default).
 #[test]
 fn child_session_without_a_terminal() {
     for mode in MODES {
-        for how in ["default", "--setsid", "--no-setsid", "UNDEAD_SETSID=0"] {
+        for how in ["default", "--setsid", "UNDEAD_SETSID=1"] {
             let mut args = vec!["--no-control"];
             if how.starts_with("--") {
                 args.push(how);
             }
             args.extend(["--", "sleep", "1000"]);
             let u = Undead::start_with(mode, &args, |c| {
-                if how == "UNDEAD_SETSID=0" {
-                    c.env("UNDEAD_SETSID", "0");
+                if how == "UNDEAD_SETSID=1" {
+                    c.env("UNDEAD_SETSID", "1");
                 }
             });
             let child = u.main_child("sleep", T).expect("no child");
             let (pgrp, sid) = group_and_session(child).unwrap_or_default();
             let undead_sid = group_and_session(u.pid).map(|g| g.1);
             eqnice!(i64::from(child), pgrp, u);
-            let own = how == "default" || how == "--setsid";
-            let want = if own { Some(i64::from(child)) } else { undead_sid };
+            let want = if how == "default" {
+                undead_sid
+            } else {
+                Some(i64::from(child))
+            };
             eqnice!(want, Some(sid), u);
             // Control: the two cases differ (undead is not itself the
             // child's session leader by accident).
@@ -190,32 +192,18 @@ fn child_session_without_a_terminal() {
     }
 }
 
-#[test]
-fn setsid_and_no_setsid_exclude_each_other() {
-    let args = ["--setsid", "--no-setsid", "--", "true"];
-    let (code, out, err) = run(Mode::Subreaper, &args, T);
-    assert_eq!(
-        (code, out.as_str(), err.as_str()),
-        (
-            2,
-            "",
-            "undead: --setsid and --no-setsid exclude each other (see --help)\n"
-        )
-    );
-}
-
 /// tini's process-group section: the child ignores USR1, its child does
 /// not; `-g` (or TINI_KILL_PROCESS_GROUP) sends USR1 to undead, the group
 /// gets it, the grandchild dies, the child's wait returns and undead exits
-/// 0. Checked with the child in a session of its own (the default here)
-/// and in undead's (`--no-setsid`). Control: without `-g` only the child
+/// 0. Checked with the child in undead's session (the default) and in a
+/// session of its own (`--setsid`). Control: without `-g` only the child
 /// gets it, ignores it, and undead runs on.
 #[test]
 fn pgroup_signal_reaches_the_grandchild() {
     let body = "trap '' USR1; env --default-signal=USR1 sleep 1000 & \
                 wait; exit 0";
     for mode in MODES {
-        for session in [&[][..], &["--no-setsid"][..]] {
+        for session in [&[][..], &["--setsid"][..]] {
             for g in ["-g", "TINI_KILL_PROCESS_GROUP", "none"] {
                 let mut args = vec!["--no-control"];
                 args.extend(session);

@@ -978,10 +978,9 @@ fn tty_child_leads_a_foreground_process_group() {
         let (_, undead_sid, undead_tty, _) = job(u.pid);
         eqnice!(pty.tty_nr(), undead_tty, u);
         eqnice!((c, undead_sid, pty.tty_nr(), c), job(child), u);
-        // Control: without a terminal (and in undead's session, as under
-        // tini: --no-setsid), the child still leads its own group, but
-        // there is no foreground group to own.
-        let u = Undead::start(mode, &["--no-setsid", "--", "sleep", "1000"]);
+        // Control: without a terminal, the child still leads its own
+        // group, but there is no foreground group to own.
+        let u = Undead::start(mode, &["--", "sleep", "1000"]);
         let child = u.main_child("sleep", T).unwrap();
         let (pgrp, sid, tty, tpgid) = job(child);
         eqnice!((i64::from(child), 0, -1), (pgrp, tty, tpgid), u);
