@@ -587,7 +587,7 @@ fn warn_on_reaping_an_orphan() {
             assert_eq!(code, 0, "{mode:?} {err}");
             let pid = fs::read_to_string(&f).unwrap();
             let want = format!(
-                "undead: reaped zombie process {}, which is not the child\n",
+                "undead: Reaped zombie process with pid={}\n",
                 pid.trim()
             );
             if warn {
@@ -804,10 +804,15 @@ fn forwarded_term_leaves_nothing() {
 }
 
 /// Start a child with two grandchildren (one in its own session) and
-/// SIGKILL undead. Returns (child, grandchildren) host pids and a guard.
-fn sigkill_undead(mode: Mode) -> (i32, Vec<i32>, KillOnDrop, Undead) {
+/// SIGKILL undead (started with `opts`). Returns (child, grandchildren)
+/// host pids and a guard.
+fn sigkill_undead(
+    mode: Mode,
+    opts: &[&str],
+) -> (i32, Vec<i32>, KillOnDrop, Undead) {
     let body = "sleep 1000 & setsid sleep 1000 & wait";
-    let mut u = Undead::start(mode, &["--", "sh", "-c", body]);
+    let args = [opts, &["--", "sh", "-c", body]].concat();
+    let mut u = Undead::start(mode, &args);
     let child = u.main_child("sh", T).unwrap();
     let grand = wait_for(T, || {
         let g: Vec<i32> = descendants(child)
@@ -831,20 +836,21 @@ fn sigkill_undead(mode: Mode) -> (i32, Vec<i32>, KillOnDrop, Undead) {
 #[test]
 fn sigkilled_undead_takes_its_child() {
     for mode in MODES {
-        let (child, _, _guard, u) = sigkill_undead(mode);
+        let (child, _, _guard, u) = sigkill_undead(mode, &[]);
         let gone = wait_for(T, || alive(&[child]).is_empty().then_some(()));
         eqnice!(Some(()), gone, u);
     }
 }
 
-/// `undead-guard` kills the child's process group when undead is SIGKILLed
-/// (as PID 1 the kernel kills the namespace). A grandchild that moved to a
+/// `--guard`: `undead-guard` kills the child's process group when undead
+/// is SIGKILLed (as PID 1 the kernel kills the namespace). Without it, see
+/// tests/dropin.rs. A grandchild that moved to a
 /// session of its own escapes in subreaper mode: the documented limit
 /// (README, "Limits"), checked here so a change in it is noticed.
 #[test]
 fn sigkilled_undead_leaves_no_grandchild_of_its_group() {
     for mode in MODES {
-        let (_, grand, _guard, u) = sigkill_undead(mode);
+        let (_, grand, _guard, u) = sigkill_undead(mode, &["--guard"]);
         let (ours, own_session) = (&grand[..1], &grand[1..]);
         let gone = wait_for(Duration::from_secs(2), || {
             alive(ours).is_empty().then_some(())
