@@ -17,9 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::both_modes;
 use crate::common::{
-    BIN, MODES, Mode, Scratch, children_of, comm, descendants, kill,
-    status_field, wait_for,
+    BIN, Mode, Scratch, children_of, comm, descendants, kill, status_field,
+    wait_for,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -469,26 +470,24 @@ fn victims_stay_d_after_sigterm_and_sigkill_until_released() {
     );
 }
 
-#[test]
-fn release_frees_them() {
+both_modes!(release_frees_them);
+fn release_frees_them(mode: Mode) {
     let _serial = serial();
-    for mode in MODES {
-        let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
-        let (out, made) = f.dstate(3, &[]);
-        assert_eq!((out.code, made.len()), (0, 3), "{out:?}{}", f.context());
-        let t0 = Instant::now();
-        let out = f.ctl(&["release", "dstate"]);
-        assert_eq!(out.code, 0, "{out:?}{}", f.context());
-        // The reply means gone: at most the reap is left.
-        let gone = gone_within(&made, T);
-        let took = t0.elapsed();
-        assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
-        eprintln!("{mode:?}: release of 3 victims: reaped after {}", ms(took));
-        assert!(took < Duration::from_secs(1), "{took:?}{}", f.context());
-        assert!(f.alive(), "{}", f.context());
-        let status = f.ctl(&["status"]);
-        assert!(!status.out.contains("held "), "{status:?}");
-    }
+    let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
+    let (out, made) = f.dstate(3, &[]);
+    assert_eq!((out.code, made.len()), (0, 3), "{out:?}{}", f.context());
+    let t0 = Instant::now();
+    let out = f.ctl(&["release", "dstate"]);
+    assert_eq!(out.code, 0, "{out:?}{}", f.context());
+    // The reply means gone: at most the reap is left.
+    let gone = gone_within(&made, T);
+    let took = t0.elapsed();
+    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
+    eprintln!("{mode:?}: release of 3 victims: reaped after {}", ms(took));
+    assert!(took < Duration::from_secs(1), "{took:?}{}", f.context());
+    assert!(f.alive(), "{}", f.context());
+    let status = f.ctl(&["status"]);
+    assert!(!status.out.contains("held "), "{status:?}");
 }
 
 #[test]
@@ -509,47 +508,43 @@ fn release_after_frees_them() {
     assert!(f.alive(), "{}", f.context());
 }
 
-#[test]
-fn dstate_at_start() {
+both_modes!(dstate_at_start);
+fn dstate_at_start(mode: Mode) {
     let _serial = serial();
-    for mode in MODES {
-        let args = ["--dstate", "2", "--dstate-kind", "fuse"];
-        let mut f =
-            Fuse::start(mode, &[&args[..], &["--", "sleep", "1000"]].concat());
-        // Raised before the child is spawned and before the socket answers.
-        let made = f.victims();
-        assert_eq!(made.len(), 2, "{}", f.context());
-        assert_eq!(states(&made), vec![Some('D'); 2], "{}", f.context());
-        let out = f.ctl(&["release", "all"]);
-        assert_eq!(out.code, 0, "{out:?}{}", f.context());
-        assert!(gone_within(&made, T).is_some(), "{}", f.context());
-    }
+    let args = ["--dstate", "2", "--dstate-kind", "fuse"];
+    let mut f =
+        Fuse::start(mode, &[&args[..], &["--", "sleep", "1000"]].concat());
+    // Raised before the child is spawned and before the socket answers.
+    let made = f.victims();
+    assert_eq!(made.len(), 2, "{}", f.context());
+    assert_eq!(states(&made), vec![Some('D'); 2], "{}", f.context());
+    let out = f.ctl(&["release", "all"]);
+    assert_eq!(out.code, 0, "{out:?}{}", f.context());
+    assert!(gone_within(&made, T).is_some(), "{}", f.context());
 }
 
-#[test]
-fn undead_death_frees_default_victims() {
+both_modes!(undead_death_frees_default_victims);
+fn undead_death_frees_default_victims(mode: Mode) {
     let _serial = serial();
-    for mode in MODES {
-        let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
-        let (out, made) = f.dstate(2, &[]);
-        assert_eq!((out.code, made.len()), (0, 2), "{out:?}{}", f.context());
-        let t0 = Instant::now();
-        f.kill_undead();
-        let gone = exited_within(&made, T).map(|_| t0.elapsed());
-        // PID 1's death: the whole namespace, `unshare` exits.
-        let exited = f.wait_exit(T).map(|_| t0.elapsed());
-        assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
-        assert!(exited.is_some(), "{}", f.context());
-        let (gone, exited) = (gone.unwrap(), exited.unwrap());
-        eprintln!(
-            "{mode:?}: SIGKILL of undead: victims gone {}, {} exited {}",
-            ms(gone),
-            if mode == Mode::Pid1 { "unshare" } else { "undead" },
-            ms(exited)
-        );
-        assert!(gone < Duration::from_secs(1), "{gone:?}");
-        assert!(exited < Duration::from_secs(1), "{exited:?}");
-    }
+    let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
+    let (out, made) = f.dstate(2, &[]);
+    assert_eq!((out.code, made.len()), (0, 2), "{out:?}{}", f.context());
+    let t0 = Instant::now();
+    f.kill_undead();
+    let gone = exited_within(&made, T).map(|_| t0.elapsed());
+    // PID 1's death: the whole namespace, `unshare` exits.
+    let exited = f.wait_exit(T).map(|_| t0.elapsed());
+    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
+    assert!(exited.is_some(), "{}", f.context());
+    let (gone, exited) = (gone.unwrap(), exited.unwrap());
+    eprintln!(
+        "{mode:?}: SIGKILL of undead: victims gone {}, {} exited {}",
+        ms(gone),
+        if mode == Mode::Pid1 { "unshare" } else { "undead" },
+        ms(exited)
+    );
+    assert!(gone < Duration::from_secs(1), "{gone:?}");
+    assert!(exited < Duration::from_secs(1), "{exited:?}");
 }
 
 #[test]
@@ -650,15 +645,13 @@ fn refusal_without(mode: Mode, cap: &str, bit: u32) -> String {
     one_line(&out).to_string()
 }
 
-#[test]
-fn without_cap_sys_admin_one_line_and_undead_runs_on() {
+both_modes!(without_cap_sys_admin_one_line_and_undead_runs_on);
+fn without_cap_sys_admin_one_line_and_undead_runs_on(mode: Mode) {
     let _serial = serial();
-    for mode in MODES {
-        let line = refusal_without(mode, "sys_admin", 21);
-        assert!(line.contains("missing CAP_SYS_ADMIN"), "{line}");
-        assert!(line.contains("--cap-add SYS_ADMIN"), "{line}");
-        assert!(line.contains("capabilities.add: [\"SYS_ADMIN\"]"), "{line}");
-    }
+    let line = refusal_without(mode, "sys_admin", 21);
+    assert!(line.contains("missing CAP_SYS_ADMIN"), "{line}");
+    assert!(line.contains("--cap-add SYS_ADMIN"), "{line}");
+    assert!(line.contains("capabilities.add: [\"SYS_ADMIN\"]"), "{line}");
 }
 
 /// setns(CLONE_NEWNS) into the private mount namespace needs

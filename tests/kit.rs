@@ -22,9 +22,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    BIN, Ident, MODES, Mode, Ran, Scratch, Undead, comm, run_ran, stat,
-    status_field, wait_for,
+    BIN, Ident, KillOnDrop, Mode, Ran, Scratch, Stat, Undead, comm, exec,
+    run_ran, stat, status_mask, wait_for, wchan,
 };
+use crate::{both_modes, check};
 
 /// Bound of every wait for something that should happen at once.
 const T: Duration = Duration::from_secs(10);
@@ -107,9 +108,12 @@ impl Session {
         self.u
             .descendants()
             .into_iter()
-            .filter_map(|pid| {
-                let (state, ppid) = stat(pid)?;
-                Some(P { id: Ident::of(pid)?, ppid, state, comm: comm(pid)? })
+            .filter_map(Stat::of)
+            .map(|st| P {
+                id: Ident { pid: st.pid, start: st.start },
+                ppid: st.ppid,
+                state: st.state,
+                comm: st.comm,
             })
             .collect()
     }
@@ -158,28 +162,7 @@ impl Session {
 
     /// Fail with undead's stderr and the process table under it.
     fn fail(&self, msg: &str) -> ! {
-        let table: Vec<String> = self
-            .procs()
-            .iter()
-            .map(|p| {
-                format!(
-                    "{:>7} {:>7} {} {:<16} {}",
-                    p.id.pid,
-                    p.ppid,
-                    p.state,
-                    p.comm,
-                    wchan(p.id.pid)
-                )
-            })
-            .collect();
-        panic!(
-            "\n{msg}\n mode: {:?}, undead host pid {}\n undead stderr:\n{}\n \
-             processes under undead:\n{}\n",
-            self.u.mode,
-            self.u.pid,
-            self.u.stderr(),
-            table.join("\n")
-        );
+        self.u.fail(msg)
     }
 
     /// `status --json`, checked to be JSON, as Python re-renders `expr`
@@ -206,19 +189,6 @@ impl Session {
     }
 }
 
-/// Fail the test with undead's stderr and process table unless `cond`.
-macro_rules! check {
-    ($s:expr, $cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            $s.fail(&format!($($fmt)+));
-        }
-    };
-}
-
-fn wchan(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default()
-}
-
 /// A FIFO in `dir` a fixture script blocks on (`read x < FIFO`) until
 /// [`Session::go`]: the fixture waits without polling or children.
 fn fifo(dir: &Scratch, name: &str) -> String {
@@ -237,45 +207,13 @@ fn pids(r: &Ran) -> Vec<i32> {
 /// Parse `json` with Python's json module (an independent parser) and
 /// print `expr` of it, `d` being the parsed value.
 fn py(json: &str, expr: &str) -> String {
+    let script =
+        format!("import json,sys\nd=json.load(sys.stdin)\nprint({expr})");
     let mut c = Command::new("python3");
-    c.args([
-        "-c",
-        &format!("import json,sys\nd=json.load(sys.stdin)\nprint({expr})"),
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("python3");
-    child.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python3 rejected {json:?} / {expr}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim_end().to_string()
-}
-
-/// SigIgn of a process, as a bit mask (bit N-1 for signal N).
-fn sig_ignored(pid: i32) -> u64 {
-    u64::from_str_radix(&status_field(pid, "SigIgn").unwrap_or_default(), 16)
-        .unwrap_or(0)
-}
-
-/// Runs a test body once per mode, as two tests that run in parallel.
-macro_rules! both_modes {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn pid1() {
-                super::$name(super::Mode::Pid1);
-            }
-            #[test]
-            fn subreaper() {
-                super::$name(super::Mode::Subreaper);
-            }
-        }
-    )*};
+    c.args(["-c", &script]);
+    let r = exec(&mut c, Some(json.as_bytes()), T);
+    assert!(r.ok(), "python3 rejected {json:?} / {expr}: {r}");
+    r.stdout.trim_end().to_string()
 }
 
 both_modes!(
@@ -299,6 +237,10 @@ both_modes!(
     socket_survives_garbage_oversize_and_stalled_clients,
     non_root_uid_is_refused,
     pids_max_stops_creation_and_undead_goes_on,
+    killed_holders_are_no_longer_held,
+    withholding_with_wait_all_still_exits,
+    release_after_ends_withholding,
+    option_values_do_not_end_the_options,
 );
 
 const SLEEP: [&str; 2] = ["sleep", "1000"];
@@ -366,23 +308,20 @@ fn holder_zombies_reparent_to_undead_and_are_reaped(mode: Mode) {
 /// is SIGKILLed from outside and reaped, `status` must not list it (nor
 /// its zombies) as held, and a later `release` must not signal the pids,
 /// which may by then name unrelated processes.
-#[test]
-fn killed_holders_are_no_longer_held() {
-    for mode in MODES {
-        let s = Session::start(mode, &[], &SLEEP);
-        let zh = pids(&s.ok(&["zombie", "2", "--holder"]));
-        let vf = pids(&s.ok(&["dstate", "1"]));
-        let (h, v) = (s.host(zh[0]), s.host(vf[0]));
-        crate::common::kill(h.pid, libc::SIGKILL);
-        crate::common::kill(v.pid, libc::SIGKILL);
-        s.until("killed holders reaped", T, || {
-            !h.present() && !v.present() && s.zd() == (0, 0)
-        });
-        let held = s.status("len(d['held'])");
-        check!(s, held == "0", "{mode:?}: {held} dead processes still held");
-        let r = s.ok(&["release", "all"]);
-        check!(s, r.stdout.trim() == "released 0 processes", "{r:?}");
-    }
+fn killed_holders_are_no_longer_held(mode: Mode) {
+    let s = Session::start(mode, &[], &SLEEP);
+    let zh = pids(&s.ok(&["zombie", "2", "--holder"]));
+    let vf = pids(&s.ok(&["dstate", "1"]));
+    let (h, v) = (s.host(zh[0]), s.host(vf[0]));
+    crate::common::kill(h.pid, libc::SIGKILL);
+    crate::common::kill(v.pid, libc::SIGKILL);
+    s.until("killed holders reaped", T, || {
+        !h.present() && !v.present() && s.zd() == (0, 0)
+    });
+    let held = s.status("len(d['held'])");
+    check!(s, held == "0", "{mode:?}: {held} dead processes still held");
+    let r = s.ok(&["release", "all"]);
+    check!(s, r.stdout.trim() == "released 0 processes", "{r:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -520,22 +459,13 @@ fn withholding_still_reaps_the_main_child(mode: Mode) {
 /// `--wait-all` waits for the living: a withheld zombie is dead and will
 /// never exit, so undead must still exit with the child's status (here it
 /// waited for ever, and neither `--grace` nor SIGTERM could end it).
-#[test]
-fn withholding_with_wait_all_still_exits() {
-    for mode in MODES {
-        for grace in [&[][..], &["--grace", "500ms"]] {
-            let mut args = vec!["--no-control", "--withhold-reaping"];
-            args.extend(grace);
-            args.extend([
-                "--wait-all",
-                "--",
-                "sh",
-                "-c",
-                "(/bin/true &); exit 4",
-            ]);
-            let (code, _, err) = crate::common::run(mode, &args, T);
-            assert_eq!(code, 4, "{mode:?} {args:?}: {err}");
-        }
+fn withholding_with_wait_all_still_exits(mode: Mode) {
+    for grace in [&[][..], &["--grace", "500ms"]] {
+        let mut args = vec!["--no-control", "--withhold-reaping"];
+        args.extend(grace);
+        args.extend(["--wait-all", "--", "sh", "-c", "(/bin/true &); exit 4"]);
+        let (code, _, err) = crate::common::run(mode, &args, T);
+        assert_eq!(code, 4, "{mode:?} {args:?}: {err}");
     }
 }
 
@@ -601,7 +531,7 @@ fn vfork_holder_shrugs_off_term_like_signals_but_not_kill(mode: Mode) {
         libc::SIGUSR2,
     ];
     let mask = shrugged.iter().fold(0u64, |m, &sig| m | 1 << (sig - 1));
-    let ign = sig_ignored(holder.pid);
+    let ign = status_mask(holder.pid, "SigIgn").unwrap_or(0);
     check!(s, ign & mask == mask, "SigIgn {ign:x} lacks {mask:x}");
     for sig in shrugged {
         crate::common::kill(holder.pid, sig);
@@ -740,25 +670,22 @@ fn release_under_withholding_leaves_nothing(mode: Mode) {
 /// `--release-after` ends withholding too (SPEC §5: "withholding itself
 /// goes on until its DURATION or `--release-after` ends it"), also when
 /// the kit holds nothing of its own.
-#[test]
-fn release_after_ends_withholding() {
-    for mode in MODES {
-        let dir = Scratch::new("kit");
-        let script = orphan_script(&dir, &[2], "exec sleep 1000");
-        let s = Session::start_in(
-            dir,
-            mode,
-            &["--withhold-reaping", "--release-after", "1s"],
-            &["sh", "-c", &script],
-            |_| {},
-        );
-        s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
-        let batch = orphans(&s, 'Z');
-        s.until("--release-after to reap the withheld orphans", T, || {
-            batch.iter().all(|i| !i.present())
-        });
-        check!(s, s.status("d['withholding']") == "False", "withholding");
-    }
+fn release_after_ends_withholding(mode: Mode) {
+    let dir = Scratch::new("kit");
+    let script = orphan_script(&dir, &[2], "exec sleep 1000");
+    let s = Session::start_in(
+        dir,
+        mode,
+        &["--withhold-reaping", "--release-after", "1s"],
+        &["sh", "-c", &script],
+        |_| {},
+    );
+    s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
+    let batch = orphans(&s, 'Z');
+    s.until("--release-after to reap the withheld orphans", T, || {
+        batch.iter().all(|i| !i.present())
+    });
+    check!(s, s.status("d['withholding']") == "False", "withholding");
 }
 
 // ---------------------------------------------------------------------------
@@ -802,17 +729,6 @@ fn forwarded_signal_exit_releases_everything(mode: Mode) {
     check!(s, code == Some(128 + libc::SIGTERM), "exit {code:?}");
     let left: Vec<&Ident> = all.iter().filter(|i| i.present()).collect();
     check!(s, left.is_empty(), "outlived undead: {left:?}");
-}
-
-/// SIGKILLs the processes it names (if still the same) when dropped.
-struct KillOnDrop(Vec<Ident>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for i in self.0.iter().filter(|i| i.present()) {
-            crate::common::kill(i.pid, libc::SIGKILL);
-        }
-    }
 }
 
 /// A SIGKILLed undead runs no cleanup. As PID 1 the kernel kills and
@@ -1199,18 +1115,15 @@ fn refused_client_exits_1_with_the_reason() {
 /// `--withhold-reaping=DURATION` (and `-vv`) must be understood wherever
 /// it stands among the options, also after an option that takes a value
 /// (`--control PATH`, `--grace 5s`, ...).
-#[test]
-fn option_values_do_not_end_the_options() {
-    for mode in MODES {
-        for opts in [
-            &["--grace", "5s", "--withhold-reaping=1s"][..],
-            &["--no-control", "--grace", "5s", "-vv"],
-        ] {
-            let mut args = opts.to_vec();
-            args.extend(["--no-control", "--", "true"]);
-            let (code, _, err) = crate::common::run(mode, &args, T);
-            assert_eq!(code, 0, "{mode:?} {args:?}: {err}");
-        }
+fn option_values_do_not_end_the_options(mode: Mode) {
+    for opts in [
+        &["--grace", "5s", "--withhold-reaping=1s"][..],
+        &["--no-control", "--grace", "5s", "-vv"],
+    ] {
+        let mut args = opts.to_vec();
+        args.extend(["--no-control", "--", "true"]);
+        let (code, _, err) = crate::common::run(mode, &args, T);
+        assert_eq!(code, 0, "{mode:?} {args:?}: {err}");
     }
 }
 
