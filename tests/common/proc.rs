@@ -18,7 +18,7 @@ pub struct Stat {
     /// The controlling terminal's device number, 0 if none.
     pub tty_nr: i64,
     /// The terminal's foreground process group, -1 if none.
-    pub tpgid: i64,
+    pub tpgid: i32,
     /// Field 22, in clock ticks since boot: with the pid, it names one
     /// process even if the pid is reused later.
     pub start: u64,
@@ -40,7 +40,7 @@ impl Stat {
             pgrp: i32::try_from(num(2)?).ok()?,
             session: i32::try_from(num(3)?).ok()?,
             tty_nr: num(4)?,
-            tpgid: num(5)?,
+            tpgid: i32::try_from(num(5)?).ok()?,
             start: u64::try_from(num(19)?).ok()?,
         })
     }
@@ -64,8 +64,8 @@ pub fn state(pid: i32) -> Option<char> {
 /// [1] ppid, [2] pgrp, [3] session, [4] tty_nr, [5] tpgid.
 pub fn stat_fields(pid: i32) -> Option<Vec<i64>> {
     let s = Stat::of(pid)?;
-    let ids = [s.ppid, s.pgrp, s.session].map(i64::from);
-    Some([0, ids[0], ids[1], ids[2], s.tty_nr, s.tpgid].to_vec())
+    let ids = [s.ppid, s.pgrp, s.session, s.tpgid].map(i64::from);
+    Some([0, ids[0], ids[1], ids[2], s.tty_nr, ids[3]].to_vec())
 }
 
 /// `/proc/PID/stat` field 22, the start time (see [`Stat::start`]).
