@@ -100,6 +100,17 @@ fn engine_or_skip(test: &str) -> bool {
     }
 }
 
+/// The test's [`Cleanup`] guard and its image (see [`TEST_DOCKERFILE`]),
+/// or `None` when the engine does not answer (then the test skips).
+fn engine(test: &str) -> Option<(Cleanup, String)> {
+    if !engine_or_skip(test) {
+        return None;
+    }
+    let mut cl = Cleanup::default();
+    let img = cl.test_image();
+    Some((cl, img))
+}
+
 /// A name no other test, run or user has: docker names and image tags.
 fn unique(what: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -177,6 +188,24 @@ impl Cleanup {
         }
         docker_ok(&["build", "-q", "-t", &tag, &path_str(&ctx)]);
         tag
+    }
+
+    /// `docker run -d OPTS --name NAME IMAGE CMD...`: a new container
+    /// (named after `what`), running; returns its name.
+    fn run_d(
+        &mut self,
+        what: &str,
+        opts: &[&str],
+        image: &str,
+        cmd: &[&str],
+    ) -> String {
+        let c = self.container(what);
+        let mut args = vec!["run", "-d"];
+        args.extend(opts);
+        args.extend(["--name", c.as_str(), image]);
+        args.extend(cmd);
+        docker_ok(&args);
+        c
     }
 
     /// The image every engine test uses (see [`TEST_DOCKERFILE`]).
@@ -391,11 +420,11 @@ fn version_output_parses_in_docker_info() {
 /// Exit statuses pass through exactly as with the engine's own init (tini).
 #[test]
 fn docker_exit_codes_pass_through_like_tini() {
-    if !engine_or_skip("docker_exit_codes_pass_through_like_tini") {
+    let Some((mut cl, img)) =
+        engine("docker_exit_codes_pass_through_like_tini")
+    else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
+    };
     let cases = [
         ("exit 0", 0),
         ("exit 3", 3),
@@ -441,13 +470,12 @@ fn docker_exit_codes_pass_through_like_tini() {
 /// as PID 1, which ignores TERM) shows the measurement tells them apart.
 #[test]
 fn docker_stop_forwards_term_and_returns_143() {
-    if !engine_or_skip("docker_stop_forwards_term_and_returns_143") {
+    let Some((mut cl, img)) =
+        engine("docker_stop_forwards_term_and_returns_143")
+    else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
-    let c = cl.container("stop");
-    docker_ok(&["run", "-d", "--name", &c, &img, "sleep", "600"]);
+    };
+    let c = cl.run_d("stop", &[], &img, &["sleep", "600"]);
     wait_until(Duration::from_secs(15), "sleep runs under undead", || {
         container_procs(&c)
             .iter()
@@ -459,17 +487,8 @@ fn docker_stop_forwards_term_and_returns_143() {
     assert_eq!(exit_code(&c), 143);
     assert!(took < STOP_FAST, "docker stop took {took:?}");
 
-    let control = cl.container("stop-control");
-    docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &control,
-        "--entrypoint",
-        "sleep",
-        &img,
-        "600",
-    ]);
+    let control =
+        cl.run_d("stop-control", &["--entrypoint", "sleep"], &img, &["600"]);
     wait_until(Duration::from_secs(15), "control runs", || {
         running(&control).then_some(())
     });
@@ -485,11 +504,9 @@ fn docker_stop_forwards_term_and_returns_143() {
 /// reaches it and the container exits 130.
 #[test]
 fn docker_run_tty_ctrl_c() {
-    if !engine_or_skip("docker_run_tty_ctrl_c") {
+    let Some((mut cl, img)) = engine("docker_run_tty_ctrl_c") else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
+    };
     let c = cl.container("tty");
     let cmd = format!("docker run -it --name {c} {img} sleep 600");
     let mut client = KillOnDrop(vec![
@@ -532,13 +549,11 @@ fn docker_run_tty_ctrl_c() {
 /// Every client verb works through `docker exec` inside the container.
 #[test]
 fn docker_exec_verbs_inside_container() {
-    if !engine_or_skip("docker_exec_verbs_inside_container") {
+    let Some((mut cl, img)) = engine("docker_exec_verbs_inside_container")
+    else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
-    let c = cl.container("exec");
-    docker_ok(&["run", "-d", "--name", &c, &img, "sleep", "600"]);
+    };
+    let c = cl.run_d("exec", &[], &img, &["sleep", "600"]);
     wait_for_undead(&c);
     let x = |args: &[&str]| {
         let mut full = vec!["exec", c.as_str(), "/undead"];
@@ -595,23 +610,10 @@ fn assert_stops_with_143(c: &str) {
 /// from the host's /proc, not through `docker exec`.
 #[test]
 fn docker_pids_limit_zombie_storm() {
-    if !engine_or_skip("docker_pids_limit_zombie_storm") {
+    let Some((mut cl, img)) = engine("docker_pids_limit_zombie_storm") else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
-    let c = cl.container("pids");
-    docker_ok(&[
-        "run",
-        "-d",
-        "--pids-limit",
-        "20",
-        "--name",
-        &c,
-        &img,
-        "sleep",
-        "600",
-    ]);
+    };
+    let c = cl.run_d("pids", &["--pids-limit", "20"], &img, &["sleep", "600"]);
     wait_for_undead(&c);
     let ran = docker(&["exec", &c, "/undead", "zombie", "50"]);
     eprintln!("{ran}");
@@ -639,20 +641,12 @@ fn raise_fuse_victims(
     img: &str,
     extra: &[&str],
 ) -> (String, Vec<i32>, Instant) {
-    let c = cl.container("fuse");
-    docker_ok(&[
-        "run",
-        "-d",
-        "--cap-add",
-        "SYS_ADMIN",
-        "--device",
-        "/dev/fuse",
-        "--name",
-        &c,
+    let c = cl.run_d(
+        "fuse",
+        &["--cap-add", "SYS_ADMIN", "--device", "/dev/fuse"],
         img,
-        "sleep",
-        "600",
-    ]);
+        &["sleep", "600"],
+    );
     wait_for_undead(&c);
     let mut args =
         vec!["exec", c.as_str(), "/undead", "dstate", "2", "--kind", "fuse"];
@@ -687,13 +681,13 @@ fn none_left_in_d(victims: &[i32]) -> Option<()> {
 /// connection.
 #[test]
 fn docker_kill_with_immune_dstate_is_fast_by_default() {
-    if !engine_or_skip("docker_kill_with_immune_dstate_is_fast_by_default") {
-        return;
-    }
     // rescue in the fuse module aborts every undead connection: serialise.
     let _serial = crate::fuse::serial();
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
+    let Some((mut cl, img)) =
+        engine("docker_kill_with_immune_dstate_is_fast_by_default")
+    else {
+        return;
+    };
     let (c, victims, _) = raise_fuse_victims(&mut cl, &img, &[]);
     // Immune: SIGKILL from the host leaves the victim in D.
     let killed = run_for(
@@ -728,15 +722,13 @@ fn docker_kill_with_immune_dstate_is_fast_by_default() {
 /// 15–30 s after they were read.
 #[test]
 fn docker_kill_with_outliving_dstate_gives_up_then_container_exits() {
-    if !engine_or_skip(
-        "docker_kill_with_outliving_dstate_gives_up_then_container_exits",
-    ) {
-        return;
-    }
     // rescue in the fuse module aborts every undead connection: serialise.
     let _serial = crate::fuse::serial();
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
+    let Some((mut cl, img)) = engine(
+        "docker_kill_with_outliving_dstate_gives_up_then_container_exits",
+    ) else {
+        return;
+    };
     let (c, victims, since) =
         raise_fuse_victims(&mut cl, &img, &["--outlive", "3s"]);
     let ran = run_for(Duration::from_secs(60), "docker", &["kill", &c]);
@@ -890,8 +882,7 @@ fn docker_user_image_and_multistage_recipe() {
     let demo =
         demo.replace(from, &format!("COPY --from={user} /undead /undead\n"));
     let demo_img = cl.image("demo", &demo, &[("busybox", BUSYBOX)]);
-    let d = cl.container("demo");
-    docker_ok(&["run", "-d", "--name", &d, &demo_img]);
+    let d = cl.run_d("demo", &[], &demo_img, &[]);
     wait_for_undead(&d);
     assert_stops_with_143(&d);
 }
@@ -900,27 +891,23 @@ fn docker_user_image_and_multistage_recipe() {
 /// over its variable.
 #[test]
 fn docker_env_configuration_like_k8s_pod() {
-    if !engine_or_skip("docker_env_configuration_like_k8s_pod") {
+    let Some((mut cl, img)) = engine("docker_env_configuration_like_k8s_pod")
+    else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
-    let c = cl.container("env");
-    docker_ok(&[
-        "run",
-        "-d",
-        "-e",
-        "UNDEAD_ZOMBIES=3",
-        "-e",
-        "UNDEAD_DSTATE=2",
-        "-e",
-        "UNDEAD_RELEASE_AFTER=10m",
-        "--name",
-        &c,
+    };
+    let c = cl.run_d(
+        "env",
+        &[
+            "-e",
+            "UNDEAD_ZOMBIES=3",
+            "-e",
+            "UNDEAD_DSTATE=2",
+            "-e",
+            "UNDEAD_RELEASE_AFTER=10m",
+        ],
         &img,
-        "sleep",
-        "600",
-    ]);
+        &["sleep", "600"],
+    );
     wait_for_undead(&c);
     let ran = docker(&[
         "exec",
@@ -937,23 +924,12 @@ fn docker_env_configuration_like_k8s_pod() {
     assert!(ran.ok(), "{ran}");
     assert_stops_with_143(&c);
 
-    let f = cl.container("env-flag");
-    docker_ok(&[
-        "run",
-        "-d",
-        "-e",
-        "UNDEAD_ZOMBIES=5",
-        "--entrypoint",
-        "/undead",
-        "--name",
-        &f,
+    let f = cl.run_d(
+        "env-flag",
+        &["-e", "UNDEAD_ZOMBIES=5", "--entrypoint", "/undead"],
         &img,
-        "--zombies",
-        "1",
-        "--",
-        "sleep",
-        "600",
-    ]);
+        &["--zombies", "1", "--", "sleep", "600"],
+    );
     wait_for_undead(&f);
     let ran = docker(&[
         "exec",

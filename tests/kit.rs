@@ -160,6 +160,15 @@ impl Session {
         }
     }
 
+    /// undead exits with `want` (within T), and none of `held` (not even
+    /// a zombie) outlived it.
+    fn exits_leaving_none(&mut self, want: i32, held: &[Ident]) {
+        let code = self.u.wait(T);
+        check!(self, code == Some(want), "exit {code:?}, want {want}");
+        let left: Vec<&Ident> = held.iter().filter(|i| i.present()).collect();
+        check!(self, left.is_empty(), "outlived undead: {left:?}");
+    }
+
     /// Fail with undead's stderr and the process table under it.
     fn fail(&self, msg: &str) -> ! {
         self.u.fail(msg)
@@ -347,6 +356,14 @@ fn orphan_script(dir: &Scratch, batches: &[usize], end: &str) -> String {
     script + end
 }
 
+/// undead with `opts` over a shell that makes batches of orphans (see
+/// [`orphan_script`]), then sleeps.
+fn orphan_session(mode: Mode, opts: &[&str], batches: &[usize]) -> Session {
+    let dir = Scratch::new("kit");
+    let script = orphan_script(&dir, batches, "exec sleep 1000");
+    Session::start_in(dir, mode, opts, &["sh", "-c", &script], |_| {})
+}
+
 /// The orphans (`true`) under undead in state `state`, parent undead.
 fn orphans(s: &Session, state: char) -> Vec<Ident> {
     s.find("true", state)
@@ -357,15 +374,7 @@ fn orphans(s: &Session, state: char) -> Vec<Ident> {
 }
 
 fn withheld_orphans_stay_zombies(mode: Mode) {
-    let dir = Scratch::new("kit");
-    let script = orphan_script(&dir, &[3, 2, 2], "exec sleep 1000");
-    let s = Session::start_in(
-        dir,
-        mode,
-        &["--withhold-reaping"],
-        &["sh", "-c", &script],
-        |_| {},
-    );
+    let s = orphan_session(mode, &["--withhold-reaping"], &[3, 2, 2]);
     s.until("3 withheld orphans in Z", T, || orphans(&s, 'Z').len() == 3);
     let batch1 = orphans(&s, 'Z');
     check!(s, s.status("d['withholding']") == "True", "withholding off?");
@@ -392,9 +401,7 @@ fn withheld_orphans_stay_zombies(mode: Mode) {
 }
 
 fn negative_control_orphans_are_reaped(mode: Mode) {
-    let dir = Scratch::new("kit");
-    let script = orphan_script(&dir, &[5], "exec sleep 1000");
-    let s = Session::start_in(dir, mode, &[], &["sh", "-c", &script], |_| {});
+    let s = orphan_session(mode, &[], &[5]);
     // Without --withhold-reaping the same orphans are reaped: the counter
     // reaches 5 and no Z is left.
     s.until("5 orphans made and reaped", T, || {
@@ -406,16 +413,8 @@ fn negative_control_orphans_are_reaped(mode: Mode) {
 }
 
 fn withhold_for_a_duration_then_reap(mode: Mode) {
-    let dir = Scratch::new("kit");
-    let script = orphan_script(&dir, &[4], "exec sleep 1000");
     let started = Instant::now();
-    let s = Session::start_in(
-        dir,
-        mode,
-        &["--withhold-reaping=1s"],
-        &["sh", "-c", &script],
-        |_| {},
-    );
+    let s = orphan_session(mode, &["--withhold-reaping=1s"], &[4]);
     s.until("4 withheld orphans in Z", T, || orphans(&s, 'Z').len() == 4);
     let seen_z = started.elapsed();
     let batch = orphans(&s, 'Z');
@@ -448,12 +447,9 @@ fn withholding_still_reaps_the_main_child(mode: Mode) {
     s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
     let withheld = orphans(&s, 'Z');
     s.go("go");
-    let code = s.u.wait(T);
-    check!(s, code == Some(7), "exit {code:?}, want the child's 7");
-    // On its way out undead reaps what it withheld (as PID 1 the kernel
-    // does when the namespace dies).
-    let left: Vec<&Ident> = withheld.iter().filter(|i| i.present()).collect();
-    check!(s, left.is_empty(), "withheld orphans outlived undead: {left:?}");
+    // The child's 7. On its way out undead reaps what it withheld (as
+    // PID 1 the kernel does when the namespace dies).
+    s.exits_leaving_none(7, &withheld);
 }
 
 /// `--wait-all` waits for the living: a withheld zombie is dead and will
@@ -632,15 +628,7 @@ fn release_all_and_release_after(mode: Mode) {
 /// Withholding is about orphans: what the kit releases is still reaped,
 /// and withholding goes on.
 fn release_under_withholding_leaves_nothing(mode: Mode) {
-    let dir = Scratch::new("kit");
-    let script = orphan_script(&dir, &[2], "exec sleep 1000");
-    let s = Session::start_in(
-        dir,
-        mode,
-        &["--withhold-reaping"],
-        &["sh", "-c", &script],
-        |_| {},
-    );
+    let s = orphan_session(mode, &["--withhold-reaping"], &[2]);
     s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
     s.ok(&["dstate", "2"]);
     let zh_ns = pids(&s.ok(&["zombie", "2", "--holder"]))[0];
@@ -671,14 +659,10 @@ fn release_under_withholding_leaves_nothing(mode: Mode) {
 /// goes on until its DURATION or `--release-after` ends it"), also when
 /// the kit holds nothing of its own.
 fn release_after_ends_withholding(mode: Mode) {
-    let dir = Scratch::new("kit");
-    let script = orphan_script(&dir, &[2], "exec sleep 1000");
-    let s = Session::start_in(
-        dir,
+    let s = orphan_session(
         mode,
         &["--withhold-reaping", "--release-after", "1s"],
-        &["sh", "-c", &script],
-        |_| {},
+        &[2],
     );
     s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
     let batch = orphans(&s, 'Z');
@@ -715,20 +699,15 @@ fn loaded(mode: Mode) -> (Session, Vec<Ident>) {
 fn child_exit_releases_everything(mode: Mode) {
     let (mut s, all) = loaded(mode);
     s.go("go");
-    let code = s.u.wait(T);
-    check!(s, code == Some(3), "exit {code:?}, want the child's 3");
-    // Released before undead exited: nothing is left, not even Z.
-    let left: Vec<&Ident> = all.iter().filter(|i| i.present()).collect();
-    check!(s, left.is_empty(), "outlived undead: {left:?}");
+    // The child's 3; released before undead exited: nothing is left, not
+    // even Z.
+    s.exits_leaving_none(3, &all);
 }
 
 fn forwarded_signal_exit_releases_everything(mode: Mode) {
     let (mut s, all) = loaded(mode);
     s.u.signal(libc::SIGTERM);
-    let code = s.u.wait(T);
-    check!(s, code == Some(128 + libc::SIGTERM), "exit {code:?}");
-    let left: Vec<&Ident> = all.iter().filter(|i| i.present()).collect();
-    check!(s, left.is_empty(), "outlived undead: {left:?}");
+    s.exits_leaving_none(128 + libc::SIGTERM, &all);
 }
 
 /// A SIGKILLed undead runs no cleanup. As PID 1 the kernel kills and
