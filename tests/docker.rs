@@ -452,7 +452,8 @@ fn docker_exit_codes_pass_through_like_tini() {
         ]);
         assert_eq!(exit_code(&t), want, "docker --init (tini), `{script}`");
     }
-    // undead's own codes (SPEC §1): 127 not found, 126 not executable.
+    // undead's own codes (README, "Exit codes"): 127 not found, 126 not
+    // executable.
     for (cmd, want) in [("/no/such/cmd", 127), ("/proc/version", 126)] {
         let c = cl.container("exit");
         docker(&["run", "--name", &c, &img, cmd]);
@@ -863,7 +864,8 @@ fn docker_user_image_and_multistage_recipe() {
     ]);
     assert!(opts.ok(), "options pass through the entrypoint: {opts}");
 
-    // The recipe from README-docker.md, built on the image just made.
+    // The recipe from the README ("In your own image (multi-stage)"), built
+    // on the image just made.
     let recipe = format!(
         "FROM scratch\nCOPY --from={user} /undead /undead\nCOPY busybox /bin/busybox\n\
          ENTRYPOINT [\"/undead\", \"--\"]\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"exit 7\"]\n"

@@ -16,12 +16,12 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::both_modes;
 use crate::common::fusectl::{abort_stuck, connections_of, fusectl_mounted};
 use crate::common::{
     BIN, Ident, Launch, Mode, Ran, Scratch, Stat, Undead, descendants, exec,
     kill, ns_pid, status_mask, wait_for, wchan,
 };
+use crate::{both_modes, check, eqnice};
 
 const T: Duration = Duration::from_secs(10);
 const COMM: &str = "undead-fuse";
@@ -145,7 +145,7 @@ impl Fuse {
         });
         let f = Fuse { u, sock, _dir: dir, seen: Vec::new() };
         let up = wait_for(T, || (f.ctl(&["status"]).code == 0).then_some(()));
-        assert!(up.is_some(), "undead does not answer{}", f.context());
+        check!(f, up.is_some(), "undead does not answer");
         f
     }
 
@@ -200,9 +200,9 @@ impl Fuse {
         self.u.wait(timeout).map(|_| t0.elapsed())
     }
 
-    /// What a failure message needs: undead's stderr and its processes.
-    fn context(&self) -> String {
-        self.u.context()
+    /// Fail with undead's stderr and the process table under it.
+    fn fail(&self, msg: &str) -> ! {
+        self.u.fail(msg)
     }
 }
 
@@ -235,11 +235,11 @@ fn victims_are_d_before_any_signal(mode: Mode) {
     let n = if mode == Mode::Pid1 { 10 } else { 2 };
     let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
     let (out, made) = f.dstate(n, &[]);
-    assert_eq!(out.code, 0, "{out:?}{}", f.context());
+    eqnice!(0, out.code, f, "{out:?}");
     eprintln!("{mode:?}: dstate {n} --kind fuse took {}", ms(out.took));
     // Returned once observably D: no polling needed here.
-    assert_eq!(made.len(), n, "{out:?}{}", f.context());
-    assert_eq!(states(&made), vec![Some('D'); n], "{}", f.context());
+    eqnice!(n, made.len(), f, "{out:?}");
+    eqnice!(vec![Some('D'); n], states(&made), f);
     for v in &made {
         assert_eq!(wchan(v.pid), "request_wait_answer", "{v:?}");
     }
@@ -252,13 +252,22 @@ fn victims_are_d_before_any_signal(mode: Mode) {
     };
     printed.sort_unstable();
     want.sort_unstable();
-    assert_eq!(printed, want, "{}", f.context());
+    eqnice!(want, printed, f);
     // No mount in undead's (or the host's) mount table.
     let own = fs::read_to_string(format!("/proc/{}/mountinfo", f.u.pid));
-    assert!(!own.unwrap().contains("fuse.undead"), "{}", f.context());
+    check!(
+        f,
+        !own.unwrap().contains("fuse.undead"),
+        "a fuse.undead mount in undead's mount table"
+    );
     let out = f.ctl(&["release", "all"]);
     assert_eq!(out.stdout.trim(), format!("released {n} processes"));
-    assert!(gone_within(&made, T).is_some(), "{}", f.context());
+    check!(
+        f,
+        gone_within(&made, T).is_some(),
+        "victims not reaped: {:?}",
+        states(&made)
+    );
 }
 
 #[test]
@@ -266,14 +275,14 @@ fn victims_stay_d_after_sigterm_and_sigkill_until_released() {
     let _serial = serial();
     let mut f = Fuse::start(Mode::Pid1, &["--", "sleep", "1000"]);
     let (out, made) = f.dstate(2, &[]);
-    assert_eq!((out.code, made.len()), (0, 2), "{out:?}{}", f.context());
+    eqnice!((0, 2), (out.code, made.len()), f, "{out:?}");
     // One signal each: after a fatal SIGTERM the process is already
     // exiting (SIGNAL_GROUP_EXIT) and a later SIGKILL would be dropped.
     let (term, kill9) = (made[0], made[1]);
     kill(term.pid, libc::SIGTERM);
     kill(kill9.pid, libc::SIGKILL);
     let r = stay_d(&made, STAY);
-    assert_eq!(r, Ok(()), "{}", f.context());
+    eqnice!(Ok(()), r, f);
     // Delivered, not lost: pending and unable to act. The kernel turned
     // the fatal SIGTERM into a per-thread SIGKILL (complete_signal).
     let pending = |v: Victim, field| status_mask(v.pid, field).unwrap();
@@ -281,12 +290,12 @@ fn victims_stay_d_after_sigterm_and_sigkill_until_released() {
     assert_ne!(pending(term, "ShdPnd") & sigterm, 0, "{term:?}");
     assert_ne!(pending(term, "SigPnd") & sigkill, 0, "{term:?}");
     assert_ne!(pending(kill9, "ShdPnd") & sigkill, 0, "{kill9:?}");
-    assert!(f.alive(), "{}", f.context());
+    check!(f, f.alive(), "undead died");
     let out = f.ctl(&["release", "all"]);
-    assert_eq!(out.code, 0, "{out:?}{}", f.context());
-    assert_eq!(out.stdout.trim(), "released 2 processes", "{}", f.context());
+    eqnice!(0, out.code, f, "{out:?}");
+    eqnice!("released 2 processes", out.stdout.trim(), f);
     let gone = gone_within(&made, T);
-    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
+    check!(f, gone.is_some(), "{:?}", states(&made));
     eprintln!(
         "release of 2 signalled victims: verb {}, reaped {} later",
         ms(out.took),
@@ -299,17 +308,17 @@ fn release_frees_them(mode: Mode) {
     let _serial = serial();
     let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
     let (out, made) = f.dstate(3, &[]);
-    assert_eq!((out.code, made.len()), (0, 3), "{out:?}{}", f.context());
+    eqnice!((0, 3), (out.code, made.len()), f, "{out:?}");
     let t0 = Instant::now();
     let out = f.ctl(&["release", "dstate"]);
-    assert_eq!(out.code, 0, "{out:?}{}", f.context());
+    eqnice!(0, out.code, f, "{out:?}");
     // The reply means gone: at most the reap is left.
     let gone = gone_within(&made, T);
     let took = t0.elapsed();
-    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
+    check!(f, gone.is_some(), "{:?}", states(&made));
     eprintln!("{mode:?}: release of 3 victims: reaped after {}", ms(took));
-    assert!(took < Duration::from_secs(1), "{took:?}{}", f.context());
-    assert!(f.alive(), "{}", f.context());
+    check!(f, took < Duration::from_secs(1), "{took:?}");
+    check!(f, f.alive(), "undead died");
     let status = f.ctl(&["status"]);
     assert!(!status.stdout.contains("held "), "{status:?}");
 }
@@ -321,15 +330,15 @@ fn release_after_frees_them() {
     let mut f = Fuse::start(Mode::Pid1, &args);
     let (out, made) = f.dstate(2, &[]);
     let t0 = Instant::now();
-    assert_eq!((out.code, made.len()), (0, 2), "{out:?}{}", f.context());
+    eqnice!((0, 2), (out.code, made.len()), f, "{out:?}");
     assert_eq!(stay_d(&made, Duration::from_millis(700)), Ok(()));
     let gone =
         gone_within(&made, Duration::from_secs(5)).map(|_| t0.elapsed());
-    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
+    check!(f, gone.is_some(), "{:?}", states(&made));
     let gone = gone.unwrap();
     eprintln!("--release-after 1s: victims reaped {} after dstate", ms(gone));
-    assert!(gone < Duration::from_millis(1500), "{gone:?}{}", f.context());
-    assert!(f.alive(), "{}", f.context());
+    check!(f, gone < Duration::from_millis(1500), "{gone:?}");
+    check!(f, f.alive(), "undead died");
 }
 
 both_modes!(dstate_at_start);
@@ -340,11 +349,16 @@ fn dstate_at_start(mode: Mode) {
         Fuse::start(mode, &[&args[..], &["--", "sleep", "1000"]].concat());
     // Raised before the child is spawned and before the socket answers.
     let made = f.victims();
-    assert_eq!(made.len(), 2, "{}", f.context());
-    assert_eq!(states(&made), vec![Some('D'); 2], "{}", f.context());
+    eqnice!(2, made.len(), f);
+    eqnice!(vec![Some('D'); 2], states(&made), f);
     let out = f.ctl(&["release", "all"]);
-    assert_eq!(out.code, 0, "{out:?}{}", f.context());
-    assert!(gone_within(&made, T).is_some(), "{}", f.context());
+    eqnice!(0, out.code, f, "{out:?}");
+    check!(
+        f,
+        gone_within(&made, T).is_some(),
+        "victims not reaped: {:?}",
+        states(&made)
+    );
 }
 
 both_modes!(undead_death_frees_default_victims);
@@ -352,14 +366,19 @@ fn undead_death_frees_default_victims(mode: Mode) {
     let _serial = serial();
     let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
     let (out, made) = f.dstate(2, &[]);
-    assert_eq!((out.code, made.len()), (0, 2), "{out:?}{}", f.context());
+    eqnice!((0, 2), (out.code, made.len()), f, "{out:?}");
     let t0 = Instant::now();
     f.kill_undead();
     let gone = exited_within(&made, T).map(|_| t0.elapsed());
     // PID 1's death: the whole namespace, `unshare` exits.
     let exited = f.wait_exit(T).map(|_| t0.elapsed());
-    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
-    assert!(exited.is_some(), "{}", f.context());
+    check!(f, gone.is_some(), "{:?}", states(&made));
+    check!(
+        f,
+        exited.is_some(),
+        "{} did not exit",
+        if f.u.mode == Mode::Pid1 { "unshare" } else { "undead" }
+    );
     let (gone, exited) = (gone.unwrap(), exited.unwrap());
     eprintln!(
         "{mode:?}: SIGKILL of undead: victims gone {}, {} exited {}",
@@ -378,18 +397,23 @@ fn outlive_is_bounded_by_the_kernel() {
     let t0 = Instant::now(); // before the request: an upper bound on age
     let (out, made) = f.dstate(2, &["--outlive", "3s"]);
     let returned = t0.elapsed();
-    assert_eq!((out.code, made.len()), (0, 2), "{out:?}{}", f.context());
+    eqnice!((0, 2), (out.code, made.len()), f, "{out:?}");
     assert!(out.stderr.contains("frees them 15-30 s"), "{out:?}");
     f.kill_undead();
     // The namespace is held in teardown like a real hang.
     let ok = stay_d(&made, Duration::from_secs(1));
-    assert_eq!(ok, Ok(()), "{}", f.context());
+    eqnice!(Ok(()), ok, f);
     assert!(f.u.wait(Duration::ZERO).is_none(), "unshare exited");
     let gone =
         gone_within(&made, Duration::from_secs(35)).map(|_| t0.elapsed());
     let exited = f.wait_exit(T).map(|_| t0.elapsed());
-    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
-    assert!(exited.is_some(), "{}", f.context());
+    check!(f, gone.is_some(), "{:?}", states(&made));
+    check!(
+        f,
+        exited.is_some(),
+        "{} did not exit",
+        if f.u.mode == Mode::Pid1 { "unshare" } else { "undead" }
+    );
     let (gone, exited) = (gone.unwrap(), exited.unwrap());
     eprintln!(
         "--outlive 3s: freed by the kernel {:.1} s after the request \
@@ -411,9 +435,9 @@ fn rescue_frees_a_victim_whose_server_was_killed() {
     let _serial = serial();
     let mut f = Fuse::start(Mode::Pid1, &["--", "sleep", "1000"]);
     let (out, made) = f.dstate(1, &["--outlive", "60s"]);
-    assert_eq!((out.code, made.len()), (0, 1), "{out:?}{}", f.context());
+    eqnice!((0, 1), (out.code, made.len()), f, "{out:?}");
     let conn = connections_of(&made);
-    assert_eq!(conn.len(), 1, "{}", f.context());
+    eqnice!(1, conn.len(), f);
     f.kill_undead();
     assert_eq!(stay_d(&made, Duration::from_millis(500)), Ok(()));
     // Never abort what is not ours: wait for other sessions' to go.
@@ -435,8 +459,13 @@ fn rescue_frees_a_victim_whose_server_was_killed() {
     assert_eq!(out.stdout.trim(), line.replacen("found", "aborted", 1));
     let gone = gone_within(&made, T).map(|_| t0.elapsed());
     let exited = f.wait_exit(T).map(|_| t0.elapsed());
-    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
-    assert!(exited.is_some(), "{}", f.context());
+    check!(f, gone.is_some(), "{:?}", states(&made));
+    check!(
+        f,
+        exited.is_some(),
+        "{} did not exit",
+        if f.u.mode == Mode::Pid1 { "unshare" } else { "undead" }
+    );
     eprintln!(
         "rescue: victim gone {} after `undead rescue` started, unshare {}",
         ms(gone.unwrap()),
@@ -459,12 +488,12 @@ fn refusal_without(mode: Mode, cap: &str, bit: u32) -> String {
     let eff = status_mask(f.u.pid, "CapEff").unwrap();
     assert_eq!(eff & (1 << bit), 0, "{cap} still effective");
     let out = f.ctl(&["dstate", "1", "--kind", "fuse"]);
-    assert_eq!(out.code, 1, "{out:?}{}", f.context());
+    eqnice!(1, out.code, f, "{out:?}");
     assert_eq!(out.stdout, "", "{out:?}");
     // Nothing left: no victim, no mount helper; undead answers.
-    assert_eq!(descendants(f.u.pid).len(), 1, "{}", f.context());
-    assert!(f.alive(), "{}", f.context());
-    assert_eq!(f.ctl(&["status"]).code, 0, "{}", f.context());
+    eqnice!(1, descendants(f.u.pid).len(), f);
+    check!(f, f.alive(), "undead died");
+    eqnice!(0, f.ctl(&["status"]).code, f);
     one_line(&out).to_string()
 }
 
@@ -502,25 +531,30 @@ fn hung_task_panic_is_refused() {
     let mut f = Fuse::launch(Mode::Pid1, &[], &["--", "sleep", "1000"], &env);
     // Until released: may outlast the 120 s.
     let (out, made) = f.dstate(1, &[]);
-    assert_eq!((out.code, made.len()), (1, 0), "{out:?}{}", f.context());
+    eqnice!((1, 0), (out.code, made.len()), f, "{out:?}");
     let line = one_line(&out);
     assert!(line.contains("kernel.hung_task_panic is set"), "{line}");
     assert!(line.contains("hung_task_timeout_secs is 120"), "{line}");
     // A bounded hang past the timeout too (200 s: up to 215 s).
     let (out, made) = f.dstate(1, &["--outlive", "200s"]);
-    assert_eq!((out.code, made.len()), (1, 0), "{out:?}{}", f.context());
+    eqnice!((1, 0), (out.code, made.len()), f, "{out:?}");
     assert!(one_line(&out).contains("up to 215s"), "{out:?}");
     // Within the timeout (3 s: at most 30 s) it is allowed.
     let (out, made) = f.dstate(1, &["--outlive", "3s"]);
-    assert_eq!((out.code, made.len()), (0, 1), "{out:?}{}", f.context());
+    eqnice!((0, 1), (out.code, made.len()), f, "{out:?}");
     assert_eq!(f.ctl(&["release", "all"]).code, 0);
-    assert!(gone_within(&made, T).is_some(), "{}", f.context());
+    check!(
+        f,
+        gone_within(&made, T).is_some(),
+        "victims not reaped: {:?}",
+        states(&made)
+    );
     // Negative control: the same undead with the switch off.
     set("hung_task_panic", "0");
     let (out, made) = f.dstate(1, &[]);
-    assert_eq!((out.code, made.len()), (0, 1), "{out:?}{}", f.context());
+    eqnice!((0, 1), (out.code, made.len()), f, "{out:?}");
     assert_eq!(states(&made), vec![Some('D')]);
-    assert!(f.alive(), "{}", f.context());
+    check!(f, f.alive(), "undead died");
 }
 
 #[test]
@@ -532,11 +566,11 @@ fn outlive_outside_the_kernels_range_is_refused() {
         ("0s", "at least 1s"),
     ] {
         let (out, made) = f.dstate(1, &["--outlive", outlive]);
-        assert_eq!((out.code, made.len()), (1, 0), "{out:?}{}", f.context());
+        eqnice!((1, 0), (out.code, made.len()), f, "{out:?}");
         assert!(one_line(&out).contains(want), "{out:?}");
     }
-    assert!(f.alive(), "{}", f.context());
-    assert_eq!(f.ctl(&["status"]).code, 0, "{}", f.context());
+    check!(f, f.alive(), "undead died");
+    eqnice!(0, f.ctl(&["status"]).code, f);
 }
 
 /// The cleanup every test relies on: a guard whose victims outlive their
@@ -547,9 +581,9 @@ fn guard_aborts_only_its_own_connection() {
     let mut a = Fuse::start(Mode::Pid1, &["--", "sleep", "1000"]);
     let mut b = Fuse::start(Mode::Pid1, &["--", "sleep", "1000"]);
     let (out, va) = a.dstate(1, &["--outlive", "60s"]);
-    assert_eq!((out.code, va.len()), (0, 1), "{out:?}{}", a.context());
+    eqnice!((0, 1), (out.code, va.len()), a, "{out:?}");
     let (out, vb) = b.dstate(1, &["--outlive", "60s"]);
-    assert_eq!((out.code, vb.len()), (0, 1), "{out:?}{}", b.context());
+    eqnice!((0, 1), (out.code, vb.len()), b, "{out:?}");
     assert_ne!(connections_of(&va), connections_of(&vb));
     let mounted_before = fusectl_mounted();
     let t0 = Instant::now();

@@ -72,7 +72,8 @@ impl Session {
         args.extend(["--control", sock.as_str(), "--"]);
         args.extend(cmd);
         let mut u = Undead::start_with(mode, &args, tweak);
-        // The socket appears only once undead answers (SPEC §4).
+        // The socket file appears only once undead listens (README, "What
+        // undead does as an init").
         let up = wait_for(T, || {
             if Path::new(&sock).exists() {
                 return Some(None);
@@ -381,7 +382,8 @@ fn withheld_orphans_stay_zombies(mode: Mode) {
     check!(s, s.status("len(d['withheld'])") == "3", "withheld list");
     // They stay: a status round trip (a full loop of undead) later, still Z.
     check!(s, batch1.iter().all(|i| i.state() == Some('Z')), "not Z");
-    // `release zombies` reaps them, but withholding goes on (SPEC §5).
+    // `release zombies` reaps them, but withholding goes on (README,
+    // "Withheld reaping").
     s.ok(&["release", "zombies"]);
     s.until("batch 1 reaped", T, || batch1.iter().all(|i| !i.present()));
     check!(s, s.status("d['withholding']") == "True", "withholding ended");
@@ -655,9 +657,9 @@ fn release_under_withholding_leaves_nothing(mode: Mode) {
     check!(s, s.status("d['withholding']") == "True", "withholding ended");
 }
 
-/// `--release-after` ends withholding too (SPEC §5: "withholding itself
-/// goes on until its DURATION or `--release-after` ends it"), also when
-/// the kit holds nothing of its own.
+/// `--release-after` ends withholding too (README, "Withheld reaping":
+/// "`release all` (or the DURATION, or `--release-after`) ends
+/// withholding"), also when the kit holds nothing of its own.
 fn release_after_ends_withholding(mode: Mode) {
     let s = orphan_session(
         mode,
@@ -999,7 +1001,7 @@ fn socket_survives_garbage_oversize_and_stalled_clients(mode: Mode) {
     s.until("released", T, || s.zd() == (0, 0));
 }
 
-/// A stale socket file from an earlier run is replaced (SPEC §4); the
+/// A stale socket file from an earlier run is replaced (README); the
 /// path and `UNDEAD_CONTROL` work for undead and its clients alike; the
 /// socket goes when undead exits.
 fn stale_socket_is_replaced_and_removed_at_exit(mode: Mode) {
@@ -1073,9 +1075,10 @@ fn non_root_uid_is_refused(mode: Mode) {
     s.ok(&["status"]);
 }
 
-/// A refused client must say why and exit 1 (SPEC §1), not 3. undead
-/// answers a refused peer before reading its request, so the client's
-/// write may fail with EPIPE although the reply is waiting to be read.
+/// A refused client must say why and exit 1 ("failed", README, "Exit
+/// codes"), not 3. undead answers a refused peer before reading its
+/// request, so the client's write may fail with EPIPE although the reply
+/// is waiting to be read.
 #[test]
 fn refused_client_exits_1_with_the_reason() {
     let s = Session::start(Mode::Subreaper, &[], &SLEEP);

@@ -332,17 +332,24 @@ impl Drop for Undead {
     }
 }
 
-/// Assert equality with the context a failure needs: expected vs got, then
-/// undead's stderr and the process table under it (`$undead` is anything
-/// with a `fail` method: an `Undead`, a kit `Session`, a `Fuse`).
+/// Assert equality with the context a failure needs: expected vs got (and
+/// an optional message), then undead's stderr and the process table under
+/// it (`$undead` is anything with a `fail` method: an `Undead`, a kit
+/// `Session`, a `Fuse`).
 #[macro_export]
 macro_rules! eqnice {
-    ($want:expr, $got:expr, $undead:expr) => {{
+    ($want:expr, $got:expr, $undead:expr, $($fmt:tt)+) => {{
         let (want, got) = (&$want, &$got);
         if want != got {
-            $undead.fail(&format!("expected: {want:?}\n     got: {got:?}"));
+            $undead.fail(&format!(
+                "expected: {want:?}\n     got: {got:?}\n{}",
+                format!($($fmt)+)
+            ));
         }
     }};
+    ($want:expr, $got:expr, $undead:expr) => {
+        $crate::eqnice!($want, $got, $undead, "")
+    };
 }
 
 /// Fail with undead's stderr and process table unless `cond`.
