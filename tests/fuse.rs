@@ -201,6 +201,7 @@ impl Fuse {
     }
 
     /// Fail with undead's stderr and the process table under it.
+    #[track_caller]
     fn fail(&self, msg: &str) -> ! {
         self.u.fail(msg)
     }

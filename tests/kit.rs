@@ -171,6 +171,7 @@ impl Session {
     }
 
     /// Fail with undead's stderr and the process table under it.
+    #[track_caller]
     fn fail(&self, msg: &str) -> ! {
         self.u.fail(msg)
     }

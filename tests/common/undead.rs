@@ -303,6 +303,7 @@ impl Undead {
     }
 
     /// Fail the test: `msg`, then [`Undead::context`].
+    #[track_caller]
     pub fn fail(&self, msg: &str) -> ! {
         panic!("\n{msg}{}", self.context())
     }
