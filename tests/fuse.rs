@@ -194,6 +194,30 @@ impl Fuse {
         self.u.signal(libc::SIGKILL);
     }
 
+    /// Fail unless the victims went (`gone`, timed by the caller) and the
+    /// process this test started (`unshare` or undead) exits (within T);
+    /// both times since `t0`.
+    #[track_caller]
+    fn ended(
+        &mut self,
+        made: &[Victim],
+        gone: Option<Duration>,
+        t0: Instant,
+    ) -> (Duration, Duration) {
+        let exited = self.wait_exit(T).map(|_| t0.elapsed());
+        let Some(gone) = gone else {
+            self.fail(&format!("victims still there: {:?}", states(made)))
+        };
+        let outer = match self.u.mode {
+            Mode::Pid1 => "unshare",
+            Mode::Subreaper => "undead",
+        };
+        let Some(exited) = exited else {
+            self.fail(&format!("{outer} did not exit"))
+        };
+        (gone, exited)
+    }
+
     /// Wait for the process we started (`unshare` or undead) to exit.
     fn wait_exit(&mut self, timeout: Duration) -> Option<Duration> {
         let t0 = Instant::now();
@@ -372,15 +396,7 @@ fn undead_death_frees_default_victims(mode: Mode) {
     f.kill_undead();
     let gone = exited_within(&made, T).map(|_| t0.elapsed());
     // PID 1's death: the whole namespace, `unshare` exits.
-    let exited = f.wait_exit(T).map(|_| t0.elapsed());
-    check!(f, gone.is_some(), "{:?}", states(&made));
-    check!(
-        f,
-        exited.is_some(),
-        "{} did not exit",
-        if f.u.mode == Mode::Pid1 { "unshare" } else { "undead" }
-    );
-    let (gone, exited) = (gone.unwrap(), exited.unwrap());
+    let (gone, exited) = f.ended(&made, gone, t0);
     eprintln!(
         "{mode:?}: SIGKILL of undead: victims gone {}, {} exited {}",
         ms(gone),
@@ -407,15 +423,7 @@ fn outlive_is_bounded_by_the_kernel() {
     assert!(f.u.wait(Duration::ZERO).is_none(), "unshare exited");
     let gone =
         gone_within(&made, Duration::from_secs(35)).map(|_| t0.elapsed());
-    let exited = f.wait_exit(T).map(|_| t0.elapsed());
-    check!(f, gone.is_some(), "{:?}", states(&made));
-    check!(
-        f,
-        exited.is_some(),
-        "{} did not exit",
-        if f.u.mode == Mode::Pid1 { "unshare" } else { "undead" }
-    );
-    let (gone, exited) = (gone.unwrap(), exited.unwrap());
+    let (gone, exited) = f.ended(&made, gone, t0);
     eprintln!(
         "--outlive 3s: freed by the kernel {:.1} s after the request \
          (unshare exited at {:.1} s; dstate returned at {})",
@@ -459,20 +467,13 @@ fn rescue_frees_a_victim_whose_server_was_killed() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout.trim(), line.replacen("found", "aborted", 1));
     let gone = gone_within(&made, T).map(|_| t0.elapsed());
-    let exited = f.wait_exit(T).map(|_| t0.elapsed());
-    check!(f, gone.is_some(), "{:?}", states(&made));
-    check!(
-        f,
-        exited.is_some(),
-        "{} did not exit",
-        if f.u.mode == Mode::Pid1 { "unshare" } else { "undead" }
-    );
+    let (gone, exited) = f.ended(&made, gone, t0);
     eprintln!(
         "rescue: victim gone {} after `undead rescue` started, unshare {}",
-        ms(gone.unwrap()),
-        ms(exited.unwrap())
+        ms(gone),
+        ms(exited)
     );
-    assert!(gone.unwrap() < Duration::from_secs(1));
+    assert!(gone < Duration::from_secs(1));
     assert_eq!(fusectl_mounted(), mounted_before, "fusectl left changed");
     let after = client(&["rescue", "--dry-run"]);
     assert!(!after.stdout.contains(&mine), "{after:?}");
