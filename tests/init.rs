@@ -524,10 +524,13 @@ fn warn_on_reaping_an_orphan(mode: Mode) {
     for warn in [true, false] {
         let dir = Scratch::new("warn");
         let f = dir.path("orphan");
-        // An orphan that exits; the child waits until it is reaped
-        // (its /proc entry is gone), then exits.
+        // An orphan that exits once its parent (the subshell) is gone, so
+        // it is reparented to undead whatever the scheduling (a `sleep 0`
+        // could be reaped by the subshell itself); the child waits until
+        // it is reaped (its /proc entry is gone), then exits.
         let body = format!(
-            "(sleep 0 & echo $! > '{f}'); p=$(cat '{f}'); \
+            "(sh -c 'while kill -0 $PPID 2>/dev/null; do sleep 0.01; done' \
+             & echo $! > '{f}'); p=$(cat '{f}'); \
              while [ -e /proc/$p ]; do sleep 0.01; done; exit 0",
             f = f.display()
         );
@@ -964,12 +967,17 @@ both_modes!(idle_undead_never_wakes);
 fn idle_undead_never_wakes(mode: Mode) {
     let u = Undead::start(mode, &["--", "sleep", "1000"]);
     u.main_child("sleep", T).unwrap();
-    // Let start-up settle: the count stops moving.
+    // Let start-up settle: the count stops moving for three samples while
+    // undead sleeps (S). Under load a runnable undead (R) that waits for a
+    // CPU would keep the count still without being idle yet.
     let mut last = switches(u.pid);
+    let mut still = 0;
     let settled = wait_for(T, || {
         std::thread::sleep(Duration::from_millis(100));
         let now = switches(u.pid);
-        std::mem::replace(&mut last, now).eq(&now).then_some(())
+        let same = std::mem::replace(&mut last, now) == now;
+        still = if same && state(u.pid) == Some('S') { still + 1 } else { 0 };
+        (still >= 3).then_some(())
     });
     eqnice!(Some(()), settled, u);
     // 1.5 s idle: a periodic wake-up (tini's is 1 s) would show.
