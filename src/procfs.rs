@@ -122,7 +122,26 @@ pub fn children(pid: Pid) -> Option<Vec<Pid>> {
 
 /// All descendants of `root`, walking the children files: cheap when
 /// `root` has few descendants on a busy host. Falls back to a full scan.
+///
+/// The walk is not atomic: a process whose parent exits while the walk
+/// reads that parent's children file is reparented to the subreaper
+/// (`root`, for undead) and would be missed: a chain of processes that
+/// fork and exit could look like no descendant at all. Any such move
+/// changes `root`'s own children, so the walk is repeated (a few times at
+/// most) until they read the same before and after it.
 pub fn descendants_of(root: Pid) -> Vec<Pid> {
+    let mut found = Vec::new();
+    for _ in 0..8 {
+        let before = children(root);
+        found = walk_descendants(root);
+        if children(root) == before {
+            break;
+        }
+    }
+    found
+}
+
+fn walk_descendants(root: Pid) -> Vec<Pid> {
     let mut found = vec![root];
     let mut i = 0;
     while i < found.len() {
