@@ -24,8 +24,9 @@ use nix::unistd::{ForkResult, Pid};
 /// The process entry point, called by glibc's `__libc_start_main`
 /// (`main.rs` is `no_main`). Returning from it runs `exit(3)`.
 // SAFETY: exactly one symbol named `main` exists in the program: the
-// crate is `no_main`, so Rust emits no `main` of its own.
-#[cfg(not(test))]
+// crate is `no_main`, so Rust emits no `main` of its own. (A fuzz target,
+// built with `--cfg fuzzing`, brings its own, like the unit tests.)
+#[cfg(not(any(test, fuzzing)))]
 #[unsafe(no_mangle)]
 pub extern "C" fn main(
     _argc: std::ffi::c_int,
