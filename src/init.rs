@@ -604,7 +604,7 @@ impl Init {
         if !self.proc_ok {
             return reaper::has_children();
         }
-        !self.teardown().remaining().is_empty()
+        self.teardown().any_left()
     }
 
     /// Every descendant in /proc; none when /proc is not ours.

@@ -45,17 +45,24 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// Whether any descendant is left: one found, or a tree that kept
+    /// changing under the walk (processes forking and exiting: there are
+    /// some, even if each one the walk saw is gone by now).
+    pub fn any_left(&self) -> bool {
+        let (left, settled) = self.scan();
+        !settled || !left.is_empty()
+    }
+
     /// Live descendants (zombies excluded: they are reaped or withheld)
-    /// other than the spared ones.
-    pub fn remaining(&self) -> Vec<Pid> {
+    /// other than the spared ones, and whether the walk settled.
+    fn scan(&self) -> (Vec<Pid>, bool) {
         if !self.proc_ok {
-            return Vec::new();
+            return (Vec::new(), true);
         }
-        procfs::descendants_of(self.me)
-            .into_iter()
-            .filter(|p| !self.spare.contains(p))
-            .filter(|&p| procfs::state_of(p).is_some_and(|s| s != 'Z'))
-            .collect()
+        procfs::descendants_where(self.me, |p| {
+            !self.spare.contains(&p)
+                && procfs::state_of(p).is_some_and(|s| s != 'Z')
+        })
     }
 
     /// The stop sequence's TERM: `sig`, then SIGCONT, to every remaining
@@ -64,9 +71,9 @@ impl Scope {
         self.send(&[sig, Signal::SIGCONT])
     }
 
-    /// SIGKILL every remaining descendant; returns how many were found
-    /// (as PID 1 with a foreign /proc, where `kill(-1)` reaches them
-    /// without a count, 0).
+    /// SIGKILL every remaining descendant; returns how many were found, at
+    /// least 1 while the tree keeps changing (as PID 1, where `kill(-1)`
+    /// reaches them without a count, 0).
     pub fn kill_all(&self) -> usize {
         self.send(&[Signal::SIGKILL])
     }
@@ -92,13 +99,13 @@ impl Scope {
             }
             return 0;
         }
-        let left = self.remaining();
+        let (left, settled) = self.scan();
         for &pid in &left {
             for &sig in sigs {
                 let _ = kill(pid, sig);
             }
         }
-        left.len()
+        left.len() + usize::from(!settled)
     }
 
     fn group(&self) -> Option<i32> {
