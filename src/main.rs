@@ -36,6 +36,7 @@ mod sys;
 mod wait;
 
 use error::Error;
+mod teardown;
 
 /// The whole program; returns the exit code.
 #[cfg_attr(test, allow(dead_code))]

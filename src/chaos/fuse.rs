@@ -614,6 +614,36 @@ impl FuseHold {
     }
 }
 
+/// Fuzzing seam (fuzz/, `--cfg fuzzing`): the requests in `input`, each
+/// cut at its header's length, served by a connection whose replies go to
+/// /dev/null. Exercises the decoder and its state (INIT, READ held,
+/// INTERRUPT) without a kernel.
+#[cfg(fuzzing)]
+pub fn fuzz_serve(mut input: &[u8], outlive: Option<u16>) {
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let Ok(dev) = open("/dev/null", flags, Mode::empty()) else { return };
+    let mut hold = FuseHold {
+        dev,
+        victims: Vec::new(),
+        gone: Vec::new(),
+        held: Vec::new(),
+        outlive,
+        initialized: false,
+        no_interrupt: false,
+        released: false,
+        aborted: false,
+        refusal: None,
+        shortfall: None,
+        buf: Vec::new(),
+    };
+    while let Some(len) = u32_at(input, 0) {
+        let len = (len as usize).clamp(1, input.len());
+        hold.serve(&input[..len]);
+        input = &input[len..];
+    }
+    hold.release();
+}
+
 /// fork(2): the child runs `body` (raw syscalls on values prepared before
 /// the fork: no allocation, no locks) and `_exit`s with its result.
 fn fork_child(body: impl FnOnce() -> i32) -> Result<Pid, Errno> {

@@ -12,6 +12,8 @@ mod rescue;
 mod vfork;
 mod zombie;
 
+#[cfg(fuzzing)]
+pub use fuse::fuzz_serve;
 pub use rescue::rescue;
 
 use std::os::fd::BorrowedFd;
