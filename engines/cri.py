@@ -97,10 +97,10 @@ class Pod:
         """The host PID of the sandbox's process (undead --pause)."""
         return json.loads(self.status().info.get("info", "{}")).get("pid")
 
-    def create(self, name, image, args, fuse=False, envs=None):
-        """CreateContainer: the image's ENTRYPOINT (/undead --) with
-        `args`; `fuse` adds what `dstate --kind fuse` needs, the
-        equivalent of `--cap-add SYS_ADMIN --device /dev/fuse`."""
+    def create(self, name, image, args, command=(), fuse=False, envs=None):
+        """CreateContainer: `command` (the image's ENTRYPOINT, /undead --,
+        when empty) with `args`; `fuse` adds what `dstate --kind fuse`
+        needs, the equivalent of `--cap-add SYS_ADMIN --device /dev/fuse`."""
         sc = api.LinuxContainerSecurityContext()
         sc.namespace_options.CopyFrom(
             self.config.linux.security_context.namespace_options)
@@ -109,6 +109,7 @@ class Pod:
         config = api.ContainerConfig(
             metadata=api.ContainerMetadata(name=name),
             image=api.ImageSpec(image=image),
+            command=list(command),
             args=list(args),
             envs=[api.KeyValue(key=k, value=v)
                   for k, v in (envs or {}).items()],
@@ -172,14 +173,14 @@ class Container:
         return (reply.exit_code, reply.stdout.decode(errors="replace"),
                 reply.stderr.decode(errors="replace"))
 
-    def stop(self, timeout):
+    def stop(self, timeout, deadline=None):
         """StopContainer with the grace period (seconds): containerd sends
         the image's stop signal (SIGTERM), waits up to `timeout`, then
         SIGKILLs. Returns the seconds the call took."""
         _, took = self.cri.call(
             self.cri.rt.StopContainer,
             api.StopContainerRequest(container_id=self.id, timeout=timeout),
-            timeout + 120)
+            deadline or timeout + 120)
         self.took["StopContainer"] = took
         return took
 

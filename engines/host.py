@@ -47,6 +47,21 @@ def pids_with_arg(arg):
     return [p for p in all_pids() if want in cmdline(p)]
 
 
+def descendants(root):
+    """Every process under `root` (by ppid), zombies included."""
+    children = {}
+    for pid in all_pids():
+        st = proc_stat(pid)
+        if st:
+            children.setdefault(st[1], []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def describe(pids):
     """'PID STATE COMM' for each PID still there."""
     out = []

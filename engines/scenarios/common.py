@@ -1,0 +1,62 @@
+"""What every scenario script shares: facts checked, results printed.
+
+A scenario prints `RESULT {json}` (its measurements) and exits 0 when
+every check held, 1 with one line per failed check, and 77 with
+`SKIP: why` when the engine it needs is not installed (the Rust test
+prints that and passes: CI installs the engines).
+"""
+
+import json
+import sys
+import time
+
+SKIP = 77
+
+
+class Checks:
+    def __init__(self, name):
+        self.name = name
+        self.failed = []
+        self.result = {"scenario": name}
+        self.start = time.monotonic()
+
+    def check(self, ok, what, context=""):
+        """Records one fact; `what` says what was expected."""
+        if not ok:
+            self.failed.append(f"{what}{': ' + context if context else ''}")
+            print(f"FAILED: {what} {context}", file=sys.stderr, flush=True)
+        return ok
+
+    def equal(self, got, want, what):
+        return self.check(got == want, f"{what}: want {want!r}",
+                          f"got {got!r}")
+
+    def note(self, **kv):
+        self.result.update(kv)
+
+    def finish(self, extra_context=lambda: ""):
+        self.result["seconds"] = round(time.monotonic() - self.start, 2)
+        print("RESULT " + json.dumps(self.result, sort_keys=True), flush=True)
+        if self.failed:
+            print(extra_context(), file=sys.stderr)
+            print(f"{self.name}: {len(self.failed)} check(s) failed:\n  "
+                  + "\n  ".join(self.failed), file=sys.stderr, flush=True)
+            return 1
+        return 0
+
+
+def skip(why):
+    print(f"SKIP: {why}", flush=True)
+    sys.exit(SKIP)
+
+
+def last_json(text):
+    """The last line of `text` that parses as a JSON object, or None."""
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return None
