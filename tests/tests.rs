@@ -24,3 +24,7 @@ mod report;
 
 /// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
 mod kit;
+
+/// Kubernetes through its CRI: a private containerd driven as kubelet
+/// drives it (engines/ scenarios).
+mod cri;

@@ -34,8 +34,17 @@ class Checks:
     def note(self, **kv):
         self.result.update(kv)
 
+    def call(self, name, seconds, tries=1, error=None):
+        """Records one engine call: `calls.NAME = {ms, tries, error}`
+        (times are integer milliseconds throughout RESULT)."""
+        self.result.setdefault("calls", {})[name] = {
+            "ms": ms(seconds), "tries": tries, "error": error}
+
+    def called(self, name):
+        return name in self.result.get("calls", {})
+
     def finish(self, extra_context=lambda: ""):
-        self.result["seconds"] = round(time.monotonic() - self.start, 2)
+        self.result["total_ms"] = ms(time.monotonic() - self.start)
         print("RESULT " + json.dumps(self.result, sort_keys=True), flush=True)
         if self.failed:
             print(extra_context(), file=sys.stderr)
@@ -43,6 +52,10 @@ class Checks:
                   + "\n  ".join(self.failed), file=sys.stderr, flush=True)
             return 1
         return 0
+
+
+def ms(seconds):
+    return int(round(seconds * 1000))
 
 
 def skip(why):

@@ -27,7 +27,7 @@ import tempfile
 import time
 
 from engines import containerd, host, images
-from engines.scenarios.common import Checks, last_json, skip
+from engines.scenarios.common import Checks, last_json, ms, skip
 
 GRACE = 30           # StopContainer's timeout (kubelet's grace period)
 FAST = 10            # what "well within the grace period" means here
@@ -103,8 +103,7 @@ def attempt(ck, what, call, retry_for=0):
             if time.monotonic() - start > retry_for:
                 break
             time.sleep(1)
-    took = round(time.monotonic() - start, 3)
-    ck.note(**{what: {"seconds": took, "tries": tries, "error": error}})
+    ck.call(what, time.monotonic() - start, tries, error)
     return error is None
 
 
@@ -121,6 +120,7 @@ def run_hazard(ck, cd, cri, scenario, share_pid, tag):
     c = pod.create("app", TEST_IMAGE.format(tag), [], fuse=fuse, command=[
         "/undead", "--report", "-", "--", "/bin/sleep", "100000"])
     c.start()
+    record_start(ck, pod, c)
     st = c.status()
     ck.equal(st["state"], "CONTAINER_RUNNING", "after StartContainer")
     main = st["pid"]
@@ -135,7 +135,7 @@ def run_hazard(ck, cd, cri, scenario, share_pid, tag):
     code, out, err = c.exec_sync(cmd)
     ck.note(exec_sync={"cmd": " ".join(cmd), "exit_code": code,
                        "stdout": out, "stderr": err,
-                       "seconds": round(time.monotonic() - t0, 3)})
+                       "ms": ms(time.monotonic() - t0)})
     ck.equal(code, 0, f"ExecSync {' '.join(cmd)} exit code")
     ck.equal(len(out.split()), n, "PIDs printed by the verb")
     found = victims(main, st_letter, name, n)
@@ -148,7 +148,8 @@ def run_hazard(ck, cd, cri, scenario, share_pid, tag):
     if scenario == "outlive":
         return teardown_outlive(ck, cd, pod, c, (found, devs, sandbox), t0)
     took = c.stop(GRACE)
-    ck.note(StopContainer=round(took, 3), grace=GRACE)
+    ck.call("StopContainer", took)
+    ck.note(grace_s=GRACE)
     ck.check(took < FAST, f"StopContainer returns well within its "
              f"{GRACE} s grace period (< {FAST} s)", f"took {took:.2f} s")
     st = c.status()
@@ -170,6 +171,12 @@ def run_hazard(ck, cd, cri, scenario, share_pid, tag):
     remove_and_check(ck, cd, pod, found, devs, sandbox)
 
 
+def record_start(ck, pod, c):
+    ck.call("RunPodSandbox", pod.took["RunPodSandbox"])
+    for call in ("CreateContainer", "StartContainer"):
+        ck.call(call, c.took[call])
+
+
 def exec_negative_controls(ck, c):
     """ExecSync passes exit codes and output through, failures included:
     the FUSE kind needs what this container was not given."""
@@ -189,6 +196,7 @@ def run_reaping(ck, cd, cri, withhold, tag):
     c = pod.create("app", TEST_IMAGE.format(tag), [],
                    command=["/bin/sh", "-c", ORPHANS])
     c.start()
+    record_start(ck, pod, c)
     main = c.status()["pid"]
     poll(lambda: comm(main) == "sleep", 10)
 
@@ -206,7 +214,8 @@ def run_reaping(ck, cd, cri, withhold, tag):
                  "the sandbox reaps the pod's orphans",
                  "; ".join(host.describe(orphans())))
     took = c.stop(GRACE)
-    ck.note(StopContainer=round(took, 3), grace=GRACE, withheld=len(zombies))
+    ck.call("StopContainer", took)
+    ck.note(grace_s=GRACE, withheld=len(zombies))
     ck.check(took < FAST, f"StopContainer < {FAST} s", f"{took:.2f} s")
     st = c.status()
     ck.equal((st["exit_code"], st["reason"]), (143, "Error"),
@@ -235,8 +244,8 @@ def teardown_outlive(ck, cd, pod, c, hazard, t0):
     ck.note(status_after_remove=c.status() if not ok else "removed")
     ck.check(ok, "RemovePodSandbox succeeds once the victims are gone")
     gone = host.wait_gone(found, max(1, 45 - (time.monotonic() - t0)))
-    since = round(time.monotonic() - t0, 2)
-    ck.note(victims_gone_after_s=since, stop_container_ok=stopped)
+    since = time.monotonic() - t0
+    ck.note(victims_gone_ms=ms(since), stop_container_ok=stopped)
     ck.check(gone is not None and since <= 45,
              "victims gone within the kernel's bound (15-30 s + slack)",
              "; ".join(host.describe(found)))
@@ -248,8 +257,8 @@ def remove_and_check(ck, cd, pod, found, devs, sandbox):
     if not pod.removed:
         pod.remove()
     for call in ("StopPodSandbox", "RemovePodSandbox"):
-        if call not in ck.result:  # outlive records its own tries
-            ck.note(**{call: round(pod.took.get(call, -1), 3)})
+        if not ck.called(call):  # outlive records its own tries
+            ck.call(call, pod.took.get(call, -1))
     left = poll(lambda: not leftovers(cd, found, devs, sandbox), 20)
     ck.check(left, "nothing of the pod is left on the host",
              "; ".join(leftovers(cd, found, devs, sandbox)))
