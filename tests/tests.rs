@@ -28,3 +28,7 @@ mod kit;
 /// Kubernetes through its CRI: a private containerd driven as kubelet
 /// drives it (engines/ scenarios).
 mod cri;
+
+/// Podman: --init-path, undead as ENTRYPOINT with the kit, pods with
+/// undead as the infra container (engines/ scenarios).
+mod podman;

@@ -27,9 +27,9 @@ class Checks:
             print(f"FAILED: {what} {context}", file=sys.stderr, flush=True)
         return ok
 
-    def equal(self, got, want, what):
+    def equal(self, got, want, what, context=""):
         return self.check(got == want, f"{what}: want {want!r}",
-                          f"got {got!r}")
+                          f"got {got!r} {context}".strip())
 
     def note(self, **kv):
         self.result.update(kv)
