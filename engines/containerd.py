@@ -19,8 +19,8 @@ Use as a context manager; `stop()` also runs at exit and on SIGTERM, and
 removes everything: pods (through the hook cri.py registers), tasks, the
 daemon, its shims (by PID, found by their `-address SOCK` argument), what
 is left in its cgroups, mounts under its directory, the directory.
-`python3 -m engines.containerd --cleanup DIR` does the same for a
-directory a killed run left behind.
+engines/sweep.py does the same for the directory of a run that was
+killed (by SIGKILL, so no atexit ran).
 """
 
 import atexit
@@ -70,6 +70,14 @@ disabled_plugins = [
 """
 
 NAMESPACE = "k8s.io"
+# /tmp/undead-containerd-PID-RAND, PID the owner's: engines/sweep.py
+# removes the directories of owners that are gone.
+PREFIX = "undead-containerd-"
+
+
+def cgroup_parent(workdir):
+    """/undead-cri-PID-RAND for /tmp/undead-containerd-PID-RAND."""
+    return "/undead-cri-" + os.path.basename(workdir)[len(PREFIX):]
 
 
 def available():
@@ -92,11 +100,11 @@ def _pdeathsig():
 
 class Containerd:
     def __init__(self, sandbox_image, workdir=None):
-        self.dir = workdir or tempfile.mkdtemp(prefix="undead-containerd-")
+        self.dir = workdir or tempfile.mkdtemp(
+            prefix=f"{PREFIX}{os.getpid()}-")
         self.sock = os.path.join(self.dir, "containerd.sock")
         self.sandbox_image = sandbox_image
-        tag = os.path.basename(self.dir).replace("undead-containerd-", "")
-        self.cgroup_parent = f"/undead-cri-{os.getpid()}-{tag}"
+        self.cgroup_parent = cgroup_parent(self.dir)
         self.proc = None
         self.before_stop = []
         self._stopped = False
@@ -223,15 +231,3 @@ def cleanup(workdir, cgroup_parent=None):
 
 def _exit_on_signal(signum, _frame):
     sys.exit(128 + signum)  # runs atexit: the private containerd stops
-
-
-if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "--cleanup":
-        d = sys.argv[2]
-        parent = sys.argv[3] if len(sys.argv) > 3 else None
-        problems = cleanup(d, parent)
-        print("\n".join(problems) or "clean")
-        sys.exit(1 if problems else 0)
-    print("usage: python3 -m engines.containerd --cleanup DIR [CGROUP]",
-          file=sys.stderr)
-    sys.exit(2)

@@ -24,6 +24,8 @@ import subprocess
 import tarfile
 
 BUSYBOX = "/bin/busybox"
+# Scratch directories for archives: /tmp/undead-images-PID-RAND.
+PREFIX = "undead-images-"
 PAUSE_ARGS = ["/undead", "--pause"]
 STAND_IN_PAUSE_ARGS = ["/undead", "--", "/bin/sleep", "2147483647"]
 DIRS = {"tmp": 0o1777, "run": 0o755, "proc": 0o555, "sys": 0o555,

@@ -4,7 +4,7 @@ Everything lives under one temporary directory: containers.conf (runc,
 cgroupfs, host network, ulimits the machine allows), storage.conf (the
 vfs driver: no overlay mounts, root and runroot here) and podman's tmp
 dir; every container and pod gets `--cgroup-parent` of its own
-(`/undead-podman-PID-RAND`). The machine's own podman store is never
+(`/undead-podman-PID-RAND`, named like the directory). The machine's own podman store is never
 touched.
 
 Facts the config encodes (podman 4.3.1, Debian 12, hybrid cgroups):
@@ -31,6 +31,9 @@ import time
 
 from . import host
 
+# /tmp/undead-podman-PID-RAND (PID the owner's), and its cgroup parent
+# /undead-podman-PID-RAND: engines/sweep.py removes those of owners gone.
+PREFIX = "undead-podman-"
 CONTAINERS_CONF = """[containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 netns = "host"
@@ -70,10 +73,10 @@ class Ran:
 
 
 class Podman:
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="undead-podman-")
-        tag = os.path.basename(self.dir).replace("undead-podman-", "")
-        self.cgroup_parent = f"/undead-podman-{os.getpid()}-{tag}"
+    def __init__(self, workdir=None):
+        self.dir = workdir or tempfile.mkdtemp(
+            prefix=f"{PREFIX}{os.getpid()}-")
+        self.cgroup_parent = "/" + os.path.basename(self.dir)
         self.env = dict(os.environ,
                         CONTAINERS_CONF=os.path.join(self.dir, "c.conf"),
                         CONTAINERS_STORAGE_CONF=os.path.join(self.dir,
@@ -188,7 +191,12 @@ class Podman:
         if self._clean:
             return []
         self._clean = True
+        confs = [self.env["CONTAINERS_CONF"], self.env["CONTAINERS_STORAGE_CONF"]]
         try:
+            # Without both files podman would act on the machine's own
+            # store: never run `rm -a` then.
+            if not all(os.path.exists(c) for c in confs):
+                raise OSError(f"{self.dir}: config gone, podman not run")
             self("pod", "rm", "-af", "-t", "0", timeout=120)
             self("rm", "-af", "-t", "0", timeout=120)
             self("rmi", "-af", timeout=120)

@@ -294,7 +294,7 @@ def main():
     name = f"{a.scenario}{'-shared' if a.share_pid else ''}"
     ck = Checks(f"cri {name}")
     tag = f"{os.getpid()}-{int(time.time() * 1000) % 100000}"
-    work = tempfile.mkdtemp(prefix="undead-cri-images-")
+    work = tempfile.mkdtemp(prefix=f"{images.PREFIX}{os.getpid()}-")
     pause = images.pause_image(os.path.join(work, "pause.tar"),
                                PAUSE_IMAGE.format(tag), a.undead)
     if a.scenario == "withhold":  # the pause image with withholding on

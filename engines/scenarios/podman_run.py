@@ -179,7 +179,7 @@ def main():
     if why:
         skip(why)
     ck = Checks(f"podman {a.scenario}")
-    work = tempfile.mkdtemp(prefix="undead-podman-images-")
+    work = tempfile.mkdtemp(prefix=f"{images.PREFIX}{os.getpid()}-")
     img = "localhost/undead-podman-test:latest"
     try:
         with podman.Podman() as pm:
