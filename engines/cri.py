@@ -54,7 +54,7 @@ class Cri:
             image=api.ImageSpec(image=image)), timeout=self.timeout)
         return r.image.id or None
 
-    def run_pod(self, name, share_pid=False):
+    def run_pod(self, name, share_pid=False, privileged=False):
         """RunPodSandbox: the sandbox image is containerd's sandbox_image
         (undead's pause image)."""
         logs = os.path.join(self.cd.dir, "logs", name)
@@ -69,7 +69,7 @@ class Cri:
             linux=api.LinuxPodSandboxConfig(
                 cgroup_parent=self.cd.cgroup_parent,
                 security_context=api.LinuxSandboxSecurityContext(
-                    namespace_options=ns)))
+                    namespace_options=ns, privileged=privileged)))
         reply, took = self.call(self.rt.RunPodSandbox,
                                 api.RunPodSandboxRequest(config=config))
         pod = Pod(self, reply.pod_sandbox_id, config)
@@ -97,15 +97,23 @@ class Pod:
         """The host PID of the sandbox's process (undead --pause)."""
         return json.loads(self.status().info.get("info", "{}")).get("pid")
 
-    def create(self, name, image, args, command=(), fuse=False, envs=None):
+    def create(self, name, image, args, command=(), fuse=None, envs=None):
         """CreateContainer: `command` (the image's ENTRYPOINT, /undead --,
-        when empty) with `args`; `fuse` adds what `dstate --kind fuse`
-        needs, the equivalent of `--cap-add SYS_ADMIN --device /dev/fuse`."""
+        when empty) with `args`. `fuse` gives what `dstate --kind fuse`
+        needs, as a pod spec can: "device" is SYS_ADMIN plus /dev/fuse as
+        a device (a device plugin's way; Docker's `--cap-add SYS_ADMIN
+        --device /dev/fuse`), "hostpath" SYS_ADMIN plus a hostPath mount of
+        /dev/fuse (which the device cgroup then denies), "privileged" a
+        privileged container (in a privileged pod: run_pod)."""
         sc = api.LinuxContainerSecurityContext()
         sc.namespace_options.CopyFrom(
             self.config.linux.security_context.namespace_options)
-        if fuse:
+        if fuse in ("device", "hostpath"):
             sc.capabilities.add_capabilities.extend(FUSE_CAPS)
+        sc.privileged = fuse == "privileged"
+        mounts = [api.Mount(container_path="/dev/fuse",
+                            host_path="/dev/fuse")] \
+            if fuse == "hostpath" else []
         config = api.ContainerConfig(
             metadata=api.ContainerMetadata(name=name),
             image=api.ImageSpec(image=image),
@@ -113,7 +121,8 @@ class Pod:
             args=list(args),
             envs=[api.KeyValue(key=k, value=v)
                   for k, v in (envs or {}).items()],
-            devices=[FUSE_DEVICE] if fuse else [],
+            devices=[FUSE_DEVICE] if fuse == "device" else [],
+            mounts=mounts,
             log_path=f"{name}.log",
             linux=api.LinuxContainerConfig(security_context=sc))
         reply, took = self.cri.call(

@@ -223,3 +223,18 @@ fn cri_fuse_outlive_holds_the_pod_until_the_kernel_bound() {
     assert!((14_000..=45_000).contains(&gone), "gone after {gone} ms");
     assert!(s.stderr.is_empty() || !s.stderr.contains("FAILED"));
 }
+
+/// What a pod spec must give `dstate --kind fuse` under containerd:
+/// SYS_ADMIN with a hostPath mount of /dev/fuse is not enough (the device
+/// cgroup denies the open: EPERM, said in undead's one line); a
+/// privileged container is (and /dev/fuse as a device is: the fuse test).
+#[test]
+fn cri_fuse_needs_the_device_not_a_hostpath_mount() {
+    let _serial = crate::fuse::serial();
+    let t = "cri_fuse_needs_the_device_not_a_hostpath_mount";
+    let Some(s) = pod(t, "fuse-access", false) else {
+        return;
+    };
+    assert_eq!(s.num(&["fuse_access", "hostpath", "exit_code"]), Some(1));
+    assert_eq!(s.num(&["fuse_access", "privileged", "exit_code"]), Some(0));
+}

@@ -35,12 +35,12 @@ TEST_IMAGE = "localhost/undead-cri-test:{}"
 PAUSE_IMAGE = "localhost/undead-cri-pause:{}"
 
 HAZARDS = {  # scenario: (ExecSync command, count, state, comm, fuse)
-    "zombie": (["/undead", "zombie", "3"], 3, "Z", "undead-zombie", False),
-    "vfork": (["/undead", "dstate", "2"], 2, "D", "undead-vfork", False),
+    "zombie": (["/undead", "zombie", "3"], 3, "Z", "undead-zombie", None),
+    "vfork": (["/undead", "dstate", "2"], 2, "D", "undead-vfork", None),
     "fuse": (["/undead", "dstate", "2", "--kind", "fuse"], 2, "D",
-             "undead-fuse", True),
+             "undead-fuse", "device"),
     "outlive": (["/undead", "dstate", "2", "--kind", "fuse", "--outlive",
-                 "15s"], 2, "D", "undead-fuse", True),
+                 "15s"], 2, "D", "undead-fuse", "device"),
 }
 ORPHANS = "for i in 1 2 3; do (sleep 0 &); done; exec sleep 100000"
 
@@ -189,6 +189,35 @@ def exec_negative_controls(ck, c):
     ck.note(exec_without_fuse=err.strip())
 
 
+def run_fuse_access(ck, cd, cri, tag):
+    """Which pod spec gives `dstate --kind fuse` what it needs under
+    containerd: SYS_ADMIN with a hostPath mount of /dev/fuse does not
+    (the node's device cgroup denies the open); a privileged container
+    does (and so does a device, the `fuse` scenario)."""
+    pod = cri.run_pod("pod-fuse-access", privileged=True)
+    sandbox = pod.sandbox_pid()
+    found, outcome = [], {}
+    for how in ("hostpath", "privileged"):
+        c = pod.create(how, TEST_IMAGE.format(tag), [], fuse=how,
+                       command=["/undead", "--", "/bin/sleep", "100000"])
+        c.start()
+        code, out, err = c.exec_sync(["/undead", "dstate", "1", "--kind",
+                                      "fuse"])
+        outcome[how] = {"exit_code": code, "stderr": err.strip()}
+        found += victims(c.status()["pid"], "D", "undead-fuse",
+                         len(out.split()), limit=5 if code == 0 else 0)
+        took = c.stop(GRACE)
+        ck.call(f"StopContainer ({how})", took)
+    ck.note(fuse_access=outcome)
+    ck.equal(outcome["hostpath"]["exit_code"], 1, "hostPath /dev/fuse")
+    ck.check("Operation not permitted" in outcome["hostpath"]["stderr"],
+             "the device cgroup denies a hostPath /dev/fuse",
+             outcome["hostpath"]["stderr"])
+    ck.equal(outcome["privileged"]["exit_code"], 0, "privileged")
+    ck.equal(len(found), 1, "the privileged container's victim was in D")
+    remove_and_check(ck, cd, pod, found, set(), sandbox)
+
+
 def run_reaping(ck, cd, cri, withhold, tag):
     pod = cri.run_pod("pod-reap", share_pid=True)
     sandbox = pod.sandbox_pid()
@@ -281,7 +310,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--undead", required=True)
     ap.add_argument("--scenario", required=True,
-                    choices=[*HAZARDS, "withhold", "reap"])
+                    choices=[*HAZARDS, "withhold", "reap", "fuse-access"])
     ap.add_argument("--share-pid", action="store_true")
     a = ap.parse_args()
     why = containerd.available()
@@ -306,7 +335,7 @@ def main():
                       TEST_IMAGE.format(tag), a.undead)
     cd = containerd.Containerd(PAUSE_IMAGE.format(tag))
     ck.note(pause=images.pause_args(a.undead),
-            share_pid=a.share_pid or a.scenario not in HAZARDS)
+            share_pid=a.share_pid or a.scenario in ("withhold", "reap"))
     try:
         with cd:
             for archive in ("pause.tar", "test.tar"):
@@ -314,6 +343,8 @@ def main():
             client = cri.Cri(cd)
             if a.scenario in HAZARDS:
                 run_hazard(ck, cd, client, a.scenario, a.share_pid, tag)
+            elif a.scenario == "fuse-access":
+                run_fuse_access(ck, cd, client, tag)
             else:
                 run_reaping(ck, cd, client, a.scenario == "withhold", tag)
             tail = cd.log_tail()
