@@ -16,6 +16,7 @@ own PID namespace (CONTAINER).
 
 import json
 import os
+import sys
 import time
 
 import grpc
@@ -28,21 +29,36 @@ FUSE_DEVICE = api.Device(container_path="/dev/fuse", host_path="/dev/fuse",
 
 
 class Cri:
-    def __init__(self, containerd, timeout=120):
+    def __init__(self, containerd, timeout=120, verbose=False):
         self.cd = containerd
         self.channel = grpc.insecure_channel(f"unix://{containerd.sock}")
         self.rt = rpc.RuntimeServiceStub(self.channel)
         self.img = rpc.ImageServiceStub(self.channel)
         self.timeout = timeout
+        self.verbose = verbose
         self.pods = []
         # Pods a failed scenario leaves are removed before the daemon stops.
         containerd.before_stop.append(self.remove_all)
 
     def call(self, method, request, timeout=None):
-        """(reply, seconds) of one CRI call."""
+        """(reply, seconds) of one CRI call; with `verbose`, one line on
+        stderr per call, as a CRI client's debug log would say it."""
         start = time.monotonic()
-        reply = method(request, timeout=timeout or self.timeout)
-        return reply, time.monotonic() - start
+        try:
+            reply = method(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as e:
+            self._say(request, time.monotonic() - start,
+                      f"{e.code().name}: {e.details()}")
+            raise
+        took = time.monotonic() - start
+        self._say(request, took, _summary(reply))
+        return reply, took
+
+    def _say(self, request, took, outcome):
+        if self.verbose:
+            name = type(request).__name__.removesuffix("Request")
+            print(f"cri: {name}({_summary(request)}) -> {outcome} "
+                  f"[{took * 1000:.0f} ms]", file=sys.stderr, flush=True)
 
     def version(self):
         return self.rt.Version(api.VersionRequest(version="v1"),
@@ -210,3 +226,20 @@ class Container:
             elif len(parts) == 3:
                 out.append("\n")
         return "".join(out)
+
+
+def _summary(msg):
+    """The fields worth a log line: ids shortened, commands joined."""
+    out = []
+    for field, value in msg.ListFields():
+        name = field.name
+        if name in ("pod_sandbox_id", "container_id"):
+            out.append(f"{value[:12]}")
+        elif name in ("cmd",):
+            out.append(" ".join(value))
+        elif name in ("timeout", "exit_code"):
+            out.append(f"{name}={value}")
+        elif name in ("stdout", "stderr") and value:
+            text = value.decode(errors="replace").strip().replace("\n", " ")
+            out.append(f"{name}={text[:100]!r}")
+    return ", ".join(out) or "ok"

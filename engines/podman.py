@@ -73,7 +73,7 @@ class Ran:
 
 
 class Podman:
-    def __init__(self, workdir=None):
+    def __init__(self, workdir=None, verbose=False):
         self.dir = workdir or tempfile.mkdtemp(
             prefix=f"{PREFIX}{os.getpid()}-")
         self.cgroup_parent = "/" + os.path.basename(self.dir)
@@ -82,6 +82,7 @@ class Podman:
                         CONTAINERS_STORAGE_CONF=os.path.join(self.dir,
                                                              "s.conf"))
         self._clean = False
+        self.verbose = verbose
 
     def __enter__(self):
         os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
@@ -104,6 +105,11 @@ class Podman:
                               stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=timeout)
         ran = Ran(args, proc, time.monotonic() - start)
+        if self.verbose:
+            said = (ran.out.strip() or ran.err.strip()).replace("\n", " ")
+            print(f"$ podman {' '.join(args)}\n  -> {ran.code} "
+                  f"[{ran.took * 1000:.0f} ms] {said[:120]}",
+                  file=sys.stderr, flush=True)
         if check and ran.code != 0:
             raise RuntimeError(str(ran))
         return ran

@@ -14,8 +14,9 @@ SKIP = 77
 
 
 class Checks:
-    def __init__(self, name):
+    def __init__(self, name, verbose=False):
         self.name = name
+        self.verbose = verbose
         self.failed = []
         self.result = {"scenario": name}
         self.start = time.monotonic()
@@ -30,6 +31,11 @@ class Checks:
     def equal(self, got, want, what, context=""):
         return self.check(got == want, f"{what}: want {want!r}",
                           f"got {got!r} {context}".strip())
+
+    def say(self, line):
+        """With -v: one line on stderr saying what was observed."""
+        if self.verbose:
+            print(line, file=sys.stderr, flush=True)
 
     def note(self, **kv):
         self.result.update(kv)

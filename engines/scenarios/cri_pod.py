@@ -21,6 +21,7 @@ left on the host. Prints `RESULT {json}` with every call's time.
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -90,7 +91,7 @@ def attempt(ck, what, call, retry_for=0):
     """Runs one CRI call, retrying failures for `retry_for` seconds as
     kubelet's sync loop would. Records its time, outcome and attempts."""
     start = time.monotonic()
-    tries, error = 0, None
+    tries, error, first = 0, None, None
     while True:
         tries += 1
         try:
@@ -100,10 +101,12 @@ def attempt(ck, what, call, retry_for=0):
         except Exception as e:  # grpc.RpcError: record what the engine said
             error = f"{getattr(e, 'code', lambda: '?')()}: " \
                     f"{getattr(e, 'details', lambda: str(e))()}"
+            first = first or error
             if time.monotonic() - start > retry_for:
                 break
             time.sleep(1)
     ck.call(what, time.monotonic() - start, tries, error)
+    ck.result["calls"][what]["first_error"] = first
     return error is None
 
 
@@ -140,6 +143,9 @@ def run_hazard(ck, cd, cri, scenario, share_pid, tag):
     ck.equal(len(out.split()), n, "PIDs printed by the verb")
     found = victims(main, st_letter, name, n)
     ck.equal(len(found), n, f"{name} in {st_letter} on the host")
+    ck.say(f"host: sandbox undead pid {sandbox} (pid 1 in the pod), "
+           f"container undead pid {main} (pid {ns_pid(main)} in the pod); "
+           f"{len(found)} {name} in {st_letter}: {found}")
     devs = set()
     for v in found:
         devs |= host.undead_fuse_devs(v)
@@ -153,6 +159,8 @@ def run_hazard(ck, cd, cri, scenario, share_pid, tag):
     ck.check(took < FAST, f"StopContainer returns well within its "
              f"{GRACE} s grace period (< {FAST} s)", f"took {took:.2f} s")
     st = c.status()
+    ck.say(f"ContainerStatus: {st['state']} exit_code={st['exit_code']} "
+           f"reason={st['reason']}")
     ck.equal((st["state"], st["exit_code"], st["reason"]),
              ("CONTAINER_EXITED", 143, "Error"), "ContainerStatus after stop")
     gone = host.wait_gone(found, 10)
@@ -163,6 +171,7 @@ def run_hazard(ck, cd, cri, scenario, share_pid, tag):
              c.log()[-500:])
     if report:
         ck.note(report=report)
+        ck.say(f"log: {json.dumps(report)[:300]}")
         ck.equal(report.get("exit_code"), 143, "report exit_code")
         made = {int(p) for p in out.split()}
         ck.check(made <= set(report.get("released", [])),
@@ -263,6 +272,8 @@ def teardown_outlive(ck, cd, pod, c, hazard, t0):
     # get a 5 s deadline and are retried, as kubelet's sync loop does.
     stopped = attempt(ck, "StopContainer", lambda: c.stop(0, deadline=5))
     in_d = sum(1 for v in found if state(v) == "D")
+    ck.say(f"host: {in_d} of {len(found)} victims still in D, "
+           f"ContainerStatus {c.status()['state']}")
     ck.note(victims_in_d_after_stop_container=in_d)
     ck.equal(in_d, len(found), "the victims outlive SIGKILLed undead")
     ck.note(status_after_stop=c.status())
@@ -274,6 +285,7 @@ def teardown_outlive(ck, cd, pod, c, hazard, t0):
     ck.check(ok, "RemovePodSandbox succeeds once the victims are gone")
     gone = host.wait_gone(found, max(1, 45 - (time.monotonic() - t0)))
     since = time.monotonic() - t0
+    ck.say(f"host: victims gone {since:.1f} s after their request")
     ck.note(victims_gone_ms=ms(since), stop_container_ok=stopped)
     ck.check(gone is not None and since <= 45,
              "victims gone within the kernel's bound (15-30 s + slack)",
@@ -291,6 +303,8 @@ def remove_and_check(ck, cd, pod, found, devs, sandbox):
     left = poll(lambda: not leftovers(cd, found, devs, sandbox), 20)
     ck.check(left, "nothing of the pod is left on the host",
              "; ".join(leftovers(cd, found, devs, sandbox)))
+    ck.say("host: no process, cgroup, mount, shim or FUSE connection of "
+           "the pod left" if left else "host: leftovers!")
 
 
 def leftovers(cd, found, devs, sandbox):
@@ -312,6 +326,8 @@ def main():
     ap.add_argument("--scenario", required=True,
                     choices=[*HAZARDS, "withhold", "reap", "fuse-access"])
     ap.add_argument("--share-pid", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="one line per CRI call on stderr")
     a = ap.parse_args()
     why = containerd.available()
     if why:
@@ -321,7 +337,7 @@ def main():
     except ImportError as e:
         skip(f"the CRI client is missing ({e}): run engines/setup.sh")
     name = f"{a.scenario}{'-shared' if a.share_pid else ''}"
-    ck = Checks(f"cri {name}")
+    ck = Checks(f"cri {name}", a.verbose)
     tag = f"{os.getpid()}-{int(time.time() * 1000) % 100000}"
     work = tempfile.mkdtemp(prefix=f"{images.PREFIX}{os.getpid()}-")
     pause = images.pause_image(os.path.join(work, "pause.tar"),
@@ -340,7 +356,7 @@ def main():
         with cd:
             for archive in ("pause.tar", "test.tar"):
                 cd.import_archive(os.path.join(work, archive))
-            client = cri.Cri(cd)
+            client = cri.Cri(cd, verbose=a.verbose)
             if a.scenario in HAZARDS:
                 run_hazard(ck, cd, client, a.scenario, a.share_pid, tag)
             elif a.scenario == "fuse-access":

@@ -174,15 +174,17 @@ def main():
     ap.add_argument("--undead", required=True)
     ap.add_argument("--scenario", required=True,
                     choices=["init", "pod", "zombie", "vfork", "fuse"])
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="each podman command and its outcome on stderr")
     a = ap.parse_args()
     why = podman.available()
     if why:
         skip(why)
-    ck = Checks(f"podman {a.scenario}")
+    ck = Checks(f"podman {a.scenario}", a.verbose)
     work = tempfile.mkdtemp(prefix=f"{images.PREFIX}{os.getpid()}-")
     img = "localhost/undead-podman-test:latest"
     try:
-        with podman.Podman() as pm:
+        with podman.Podman(verbose=a.verbose) as pm:
             pm.load(images.test_image(os.path.join(work, "test.tar"), img,
                                       a.undead))
             if a.scenario == "init":
