@@ -160,7 +160,8 @@ class Pod:
         pod is deleted; both timed."""
         if self.removed:
             return
-        self.stop(timeout)
+        if "StopPodSandbox" not in self.took:
+            self.stop(timeout)
         _, took = self.cri.call(
             self.cri.rt.RemovePodSandbox,
             api.RemovePodSandboxRequest(pod_sandbox_id=self.id), timeout)
@@ -242,4 +243,6 @@ def _summary(msg):
         elif name in ("stdout", "stderr") and value:
             text = value.decode(errors="replace").strip().replace("\n", " ")
             out.append(f"{name}={text[:100]!r}")
+    if type(msg).__name__ == "StopContainerRequest" and not msg.timeout:
+        out.append("timeout=0")  # proto3 lists no field at its default
     return ", ".join(out) or "ok"

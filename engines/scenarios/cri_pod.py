@@ -244,6 +244,8 @@ def run_reaping(ck, cd, cri, withhold, tag):
     if withhold:
         zombies = poll(lambda: len(orphans()) >= 3 and orphans(), 10) or []
         ck.equal(len(zombies), 3, "orphans withheld as Z under the sandbox")
+        ck.say(f"host: {len(zombies)} zombies {zombies} under the sandbox's "
+               f"undead (pid {sandbox}, pid 1 of the pod): withheld")
         for z in zombies:
             ck.equal(host.proc_stat(z)[1], sandbox, "a zombie's parent")
     else:
@@ -251,9 +253,16 @@ def run_reaping(ck, cd, cri, withhold, tag):
         ck.check(poll(lambda: not orphans(), 10),
                  "the sandbox reaps the pod's orphans",
                  "; ".join(host.describe(orphans())))
+        ck.say(f"host: no zombie under the sandbox's undead (pid {sandbox}, "
+               f"pid 1 of the pod): reaped")
     took = c.stop(GRACE)
     ck.call("StopContainer", took)
     ck.note(grace_s=GRACE, withheld=len(zombies))
+    if zombies:
+        pod.stop()
+        ck.check(host.wait_gone(zombies, 10) is not None,
+                 "the withheld zombies go with the pod's PID namespace")
+        ck.say("host: after StopPodSandbox the zombies are gone")
     ck.check(took < FAST, f"StopContainer < {FAST} s", f"{took:.2f} s")
     st = c.status()
     ck.equal((st["exit_code"], st["reason"]), (143, "Error"),
