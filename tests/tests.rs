@@ -32,3 +32,6 @@ mod cri;
 /// Podman: --init-path, undead as ENTRYPOINT with the kit, pods with
 /// undead as the infra container (engines/ scenarios).
 mod podman;
+
+/// Reliability: PID 1 never dies, blocks or lies; --pause; stop sequence.
+mod reliability;
