@@ -11,9 +11,7 @@ Two images:
   symlink as `busybox --install -s` makes them) and undead as ENTRYPOINT in
   the form docker-init is invoked, `/undead -- CMD...`;
 - the pause image: undead alone with ENTRYPOINT ["/undead", "--pause"]
-  (docker/Dockerfile.pause is its Dockerfile twin). A binary without
-  `--pause` (before that option landed) gets a stand-in: undead
-  supervising a busybox `sleep` that never ends.
+  (docker/Dockerfile.pause is its Dockerfile twin).
 """
 
 import hashlib
@@ -27,21 +25,9 @@ BUSYBOX = "/bin/busybox"
 # Scratch directories for archives: /tmp/undead-images-PID-RAND.
 PREFIX = "undead-images-"
 PAUSE_ARGS = ["/undead", "--pause"]
-STAND_IN_PAUSE_ARGS = ["/undead", "--", "/bin/sleep", "2147483647"]
 DIRS = {"tmp": 0o1777, "run": 0o755, "proc": 0o555, "sys": 0o555,
         "dev": 0o755, "etc": 0o755, "sbin": 0o755, "mnt": 0o755,
         "bin": 0o755}
-
-
-def supports_pause(undead):
-    """True when this undead binary knows `--pause` (SPEC §7)."""
-    out = subprocess.run([undead, "--help"], capture_output=True,
-                         text=True, timeout=30)
-    return "--pause" in out.stdout + out.stderr
-
-
-def pause_args(undead):
-    return PAUSE_ARGS if supports_pause(undead) else STAND_IN_PAUSE_ARGS
 
 
 def _add_dir(tar, name, mode):
@@ -122,8 +108,8 @@ def test_image(path, tag, undead):
                          ["/undead", "--"])
 
 
-def pause_image(path, tag, undead):
-    """undead alone as the pod sandbox (busybox only for the stand-in)."""
-    args = pause_args(undead)
-    return write_archive(path, tag, layer(undead, busybox=args != PAUSE_ARGS),
-                         args)
+def pause_image(path, tag, undead, extra=()):
+    """undead alone as the pod sandbox: ENTRYPOINT ["/undead", "--pause",
+    *extra] (e.g. extra=["--withhold-reaping"])."""
+    return write_archive(path, tag, layer(undead, busybox=False),
+                         [*PAUSE_ARGS, *extra])

@@ -68,4 +68,6 @@ fn podman_pod_with_undead_as_infra() {
     };
     assert!(s.call_ms("podman pod stop") < 10_000);
     assert!(s.call_ms("podman pod rm") < 10_000);
+    // undead --pause exits 0 on the TERM of `podman pod stop`.
+    assert_eq!(s.num(&["exit_codes", "infra"]), Some(0));
 }

@@ -349,18 +349,15 @@ def main():
     ck = Checks(f"cri {name}", a.verbose)
     tag = f"{os.getpid()}-{int(time.time() * 1000) % 100000}"
     work = tempfile.mkdtemp(prefix=f"{images.PREFIX}{os.getpid()}-")
-    pause = images.pause_image(os.path.join(work, "pause.tar"),
-                               PAUSE_IMAGE.format(tag), a.undead)
-    if a.scenario == "withhold":  # the pause image with withholding on
-        args = images.pause_args(a.undead)
-        images.write_archive(pause, PAUSE_IMAGE.format(tag),
-                             images.layer(a.undead), [args[0],
-                             "--withhold-reaping", *args[1:]])
+    # `withhold`: the pause image with withholding on for the whole pod.
+    images.pause_image(os.path.join(work, "pause.tar"),
+                       PAUSE_IMAGE.format(tag), a.undead,
+                       ["--withhold-reaping"] if a.scenario == "withhold"
+                       else [])
     images.test_image(os.path.join(work, "test.tar"),
                       TEST_IMAGE.format(tag), a.undead)
     cd = containerd.Containerd(PAUSE_IMAGE.format(tag))
-    ck.note(pause=images.pause_args(a.undead),
-            share_pid=a.share_pid or a.scenario in ("withhold", "reap"))
+    ck.note(share_pid=a.share_pid or a.scenario in ("withhold", "reap"))
     try:
         with cd:
             for archive in ("pause.tar", "test.tar"):
