@@ -287,6 +287,10 @@ def teardown_outlive(ck, cd, pod, c, hazard, t0):
     ck.equal(in_d, len(found), "the victims outlive SIGKILLed undead")
     ck.note(status_after_stop=c.status())
     attempt(ck, "StopPodSandbox", lambda: pod.stop(timeout=5), 40)
+    st = c.status()
+    ck.note(status_after_stop_pod=st)
+    ck.say(f"ContainerStatus after StopPodSandbox: {st['state']} "
+           f"exit_code={st['exit_code']} reason={st['reason']}")
     ck.note(victims_in_d_after_stop_pod=sum(
         1 for v in found if state(v) == "D"))
     ok = attempt(ck, "RemovePodSandbox", lambda: pod.remove(timeout=5), 40)
