@@ -99,8 +99,9 @@ def attempt(ck, what, call, retry_for=0):
             error = None
             break
         except Exception as e:  # grpc.RpcError: record what the engine said
-            error = f"{getattr(e, 'code', lambda: '?')()}: " \
-                    f"{getattr(e, 'details', lambda: str(e))()}"
+            code = e.code() if hasattr(e, "code") else "?"
+            details = e.details() if hasattr(e, "details") else str(e)
+            error = f"{code}: {details}"
             first = first or error
             if time.monotonic() - start > retry_for:
                 break

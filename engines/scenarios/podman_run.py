@@ -22,7 +22,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 from engines import host, images, podman
 from engines.scenarios.common import Checks, last_json, ms, skip
