@@ -178,7 +178,27 @@ def run_hazard(ck, cd, cri, scenario, share_pid, tag):
         ck.check(made <= set(report.get("released", [])),
                  "report: undead released what the verb made",
                  f"made {sorted(made)}, report {report.get('released')}")
+    if scenario == "zombie" and not share_pid:
+        stop_without_init(ck, pod, tag)
     remove_and_check(ck, cd, pod, found, devs, sandbox)
+
+
+def stop_without_init(ck, pod, tag, grace=3):
+    """The control for StopContainer's time: `sleep` as PID 1 of its
+    container has no SIGTERM handler, so the kernel drops the signal and
+    containerd waits out the whole grace period, then SIGKILLs (137)."""
+    c = pod.create("bare", TEST_IMAGE.format(tag), [],
+                   command=["/bin/sleep", "100000"])
+    c.start()
+    poll(lambda: comm(c.status()["pid"]) == "sleep", 10)
+    took = c.stop(grace)
+    ck.call(f"StopContainer (no init, grace {grace} s)", took)
+    ck.check(took >= grace, f"without an init the {grace} s grace period "
+             "is spent", f"{took:.2f} s")
+    st = c.status()
+    ck.equal(st["exit_code"], 137, "without an init: SIGKILL")
+    ck.say(f"control: sleep as PID 1, StopContainer(timeout={grace}) took "
+           f"{took:.1f} s, exit_code={st['exit_code']}")
 
 
 def record_start(ck, pod, c):
