@@ -148,6 +148,19 @@ class Podman:
                     infra_image, "--share", share, "--network", "host",
                     "--cgroup-parent", self.cgroup_parent, check=True)
 
+    def exec(self, name, *argv, timeout=60):
+        return self("exec", name, *argv, timeout=timeout)
+
+    def stop(self, name, grace):
+        """`podman stop -t GRACE`: SIGTERM, GRACE seconds, SIGKILL."""
+        return self("stop", "-t", str(grace), name, timeout=grace + 120)
+
+    def kill(self, name, signal="KILL"):
+        return self("kill", "-s", signal, name)
+
+    def rm(self, name, force=False):
+        return self("rm", *(["-f", "-t", "0"] if force else []), name)
+
     def inspect(self, name, fmt):
         return self("inspect", "--format", fmt, name, check=True).out.strip()
 

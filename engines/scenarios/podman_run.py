@@ -35,7 +35,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 
 
 def stop(ck, pm, name, grace, what="podman stop"):
-    r = pm("stop", "-t", str(grace), name, timeout=grace + 120)
+    r = pm.stop(name, grace)
     ck.call(what, r.took, error=None if r.code == 0 else r.err.strip())
     return r.took
 
@@ -55,7 +55,7 @@ def run_init(ck, pm, img, undead):
                "trap 'exit 42' USR1; while :; do sleep 0.1; done")
     poll(lambda: comm(pm.pid("sig")) == "podman-init" and any(
         comm(p) == "sleep" for p in host.descendants(pm.pid("sig"))), 10)
-    pm("kill", "-s", "USR1", "sig", check=True)
+    ck.equal(pm.kill("sig", "USR1").code, 0, "podman kill -s USR1")
     poll(lambda: pm.inspect("sig", "{{.State.Running}}") == "false", 10)
     ck.equal(pm.exit_code("sig"), 42, "podman kill -s USR1: the trap's exit")
     # podman stop: undead forwards SIGTERM, sleep dies, 143 at once.
@@ -83,7 +83,7 @@ def run_kit(ck, pm, img, scenario):
     main = pm.pid("kit")
     poll(lambda: comm(main) == "undead" and os.path.exists(
         f"/proc/{main}/root/run/undead.sock"), 10)
-    r = pm("exec", "kit", *cmd)
+    r = pm.exec("kit", *cmd)
     ck.note(exec={"cmd": " ".join(cmd), "exit_code": r.code,
                   "stdout": r.out, "stderr": r.err, "ms": ms(r.took)})
     ck.equal(r.code, 0, f"podman exec {' '.join(cmd)}")
@@ -108,7 +108,7 @@ def run_kit(ck, pm, img, scenario):
         ck.equal(report.get("exit_code"), 143, "report exit_code")
         ck.check(made <= set(report.get("released", [])),
                  "report: undead released what it made")
-    r = pm("rm", "kit")
+    r = pm.rm("kit")
     ck.call("podman rm", r.took, error=r.err.strip() if r.code else None)
     left = poll(lambda: not pm.leftovers() and not host.fuse_devs_alive(
         devs), 20)
