@@ -13,7 +13,7 @@ use std::time::Duration;
 use argh::FromArgs;
 use nix::sys::signal::Signal;
 
-use crate::chaos::Kind;
+use crate::chaos::{ChaosCmd, Kind};
 use crate::error::Error;
 use crate::parse;
 use crate::signals::Rewrites;
@@ -24,8 +24,8 @@ use crate::signals::Rewrites;
 #[derive(FromArgs)]
 #[argh(
     note = "Usage: undead [OPTIONS] -- COMMAND [ARGS...] | undead VERB ...",
-    note = "Verbs: zombie, dstate, release, status, wait, ps, rescue \
-            (undead VERB --help).",
+    note = "Verbs: zombie, dstate, stopped, deaf, slow, escapee, hopper, \
+            frozen, release, status, wait, ps, rescue (undead VERB --help).",
     note = "Every option can be set by environment: UNDEAD_<OPTION> (e.g. \
             UNDEAD_GRACE=10s, UNDEAD_ZOMBIES=3), and tini's TINI_SUBREAPER, \
             TINI_KILL_PROCESS_GROUP, TINI_VERBOSITY; a flag wins.",
@@ -84,6 +84,10 @@ struct InitArgs {
     /// kind of --dstate: vfork (killable, default) or fuse (SIGKILL-immune)
     #[argh(option)]
     dstate_kind: Option<String>,
+    /// at start, raise what 'VERB ARGS' would (repeatable; e.g. --raise
+    /// 'stopped 2'; UNDEAD_RAISE='stopped 2; hopper 1', ;-separated)
+    #[argh(option)]
+    raise: Vec<String>,
     /// release everything undead holds after DURATION (safety timer)
     #[argh(option)]
     release_after: Option<String>,
@@ -122,6 +126,8 @@ pub struct Config {
     pub zombies: usize,
     pub dstate: usize,
     pub dstate_kind: Kind,
+    /// `--raise`/`UNDEAD_RAISE`, after `--zombies` and `--dstate`.
+    pub raise: Vec<ChaosCmd>,
     pub release_after: Option<Duration>,
     pub control: Option<PathBuf>,
     /// The control path was given by flag or variable, not defaulted.
@@ -136,8 +142,10 @@ pub enum Invocation {
     Print(String),
 }
 
-pub const VERBS: [&str; 7] =
-    ["zombie", "dstate", "release", "status", "wait", "ps", "rescue"];
+pub const VERBS: [&str; 13] = [
+    "zombie", "dstate", "release", "status", "wait", "ps", "rescue",
+    "stopped", "deaf", "slow", "escapee", "hopper", "frozen",
+];
 
 /// The version line. `docker info` parses the init's `--version` as
 /// `tini version X - git.Y` (moby's `parseInitVersion`); catatonit prints
@@ -218,7 +226,8 @@ fn normalise(words: &[&str]) -> Vec<String> {
 }
 
 /// The init options that take a value (as separate words).
-const TAKES_VALUE: [&str; 15] = [
+const TAKES_VALUE: [&str; 16] = [
+    "--raise",
     "-p",
     "--pdeathsig",
     "-e",
@@ -235,6 +244,36 @@ const TAKES_VALUE: [&str; 15] = [
     "--control",
     "--withhold-reaping-for",
 ];
+
+/// One `--raise 'VERB ARGS'`: the client verb's own parser, then the
+/// request it would send (so both accept exactly the same words).
+fn raise_cmd(text: &str) -> Result<ChaosCmd, Error> {
+    let words: Vec<&str> = text.split_ascii_whitespace().collect();
+    let bad = || {
+        Error::Usage(format!("--raise '{}': not a creation verb", text.trim()))
+    };
+    let verb = words
+        .first()
+        .filter(|v| VERBS[..2].contains(v) || VERBS[7..].contains(v))
+        .ok_or_else(bad)?;
+    let crate::client::Verb::Send { request, .. } =
+        crate::client::parse(verb, &words[1..]).map_err(|e| match e {
+            Error::Usage(why) => {
+                Error::Usage(format!("--raise '{}': {why}", text.trim()))
+            }
+            other => other,
+        })?
+    else {
+        return Err(bad());
+    };
+    match crate::control::parse(request.as_bytes()) {
+        Ok(crate::action::Action::Chaos(cmd)) => Ok(cmd),
+        Ok(_) => Err(bad()),
+        Err(why) => {
+            Err(Error::Usage(format!("--raise '{}': {why}", text.trim())))
+        }
+    }
+}
 
 /// Merge flags with environment variables (flags win) and type the values.
 fn config(
@@ -319,6 +358,15 @@ fn config(
         .transpose()
         .map_err(usage)?
         .unwrap_or(Kind::Vfork);
+    let raise = match (a.raise.is_empty(), var("UNDEAD_RAISE")) {
+        (true, Some(v)) => v.split(';').map(str::to_string).collect(),
+        _ => a.raise,
+    };
+    let raise = raise
+        .iter()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| raise_cmd(r))
+        .collect::<Result<_, _>>()?;
     let no_control = switch(a.no_control, "UNDEAD_NO_CONTROL")?;
     let control = opt(a.control, "UNDEAD_CONTROL");
     let control_explicit = control.is_some();
@@ -355,6 +403,7 @@ fn config(
         zombies: count(opt(a.zombies, "UNDEAD_ZOMBIES"))?,
         dstate: count(opt(a.dstate, "UNDEAD_DSTATE"))?,
         dstate_kind,
+        raise,
         release_after: dur(opt(a.release_after, "UNDEAD_RELEASE_AFTER"))?,
         control: (!no_control).then(|| PathBuf::from(control)),
         control_explicit,

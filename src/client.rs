@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use nix::sys::socket::{MsgFlags, send};
 
+use crate::chaos::{HazardCmd, HazardKind};
 use crate::error::Error;
 use crate::json::{self, Value};
 use crate::parse;
@@ -50,15 +51,45 @@ struct DstateArgs {
     /// fuse only: victims outlive undead, freed by the kernel after DURATION
     #[argh(option)]
     outlive: Option<String>,
+    /// the victims work in (and keep busy) this directory
+    #[argh(option)]
+    cwd: Option<String>,
     /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
     #[argh(option)]
     control: Option<String>,
 }
 
 #[derive(FromArgs)]
-/// release what undead holds: all (default), zombies, dstate or PIDs
+/// raise N processes of a teardown hazard (stopped, deaf, slow --exit-after
+/// D, escapee, hopper [--every D], frozen [--unbounded]); prints their PIDs
+struct HazardArgs {
+    /// how many
+    #[argh(positional)]
+    n: String,
+    /// not held: release leaves them, the stop sequence must end them
+    /// (all kinds but frozen)
+    #[argh(switch)]
+    unheld: bool,
+    /// hopper: fork the successor and exit every DURATION (default 10ms)
+    #[argh(option)]
+    every: Option<String>,
+    /// slow: exit 0 this long after SIGTERM/SIGINT (required)
+    #[argh(option)]
+    exit_after: Option<String>,
+    /// frozen: allow cgroup v1, where nothing in the container can thaw
+    /// the victims once undead is gone (undead rescue on the host can)
+    #[argh(switch)]
+    unbounded: bool,
+    /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
+    #[argh(option)]
+    control: Option<String>,
+}
+
+#[derive(FromArgs)]
+/// release what undead holds: all (default), zombies, dstate, KIND... or PIDs
 struct ReleaseArgs {
-    /// all, zombies, dstate, or PIDs
+    /// all, zombies, dstate, stopped, deaf, slow, escapee, hopper,
+    /// frozen, or PIDs
     #[argh(positional)]
     what: Vec<String>,
     /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
@@ -86,6 +117,24 @@ struct WaitArgs {
     /// at least this many D processes
     #[argh(option)]
     dstate: Option<String>,
+    /// at least this many stopped processes of the kit
+    #[argh(option)]
+    stopped: Option<String>,
+    /// at least this many deaf processes of the kit
+    #[argh(option)]
+    deaf: Option<String>,
+    /// at least this many slow processes of the kit
+    #[argh(option)]
+    slow: Option<String>,
+    /// at least this many escapees of the kit
+    #[argh(option)]
+    escapee: Option<String>,
+    /// at least this many live hoppers of the kit
+    #[argh(option)]
+    hopper: Option<String>,
+    /// at least this many frozen processes of the kit
+    #[argh(option)]
+    frozen: Option<String>,
     /// give up (exit 1) after DURATION; default: wait forever
     #[argh(option)]
     timeout: Option<String>,
@@ -123,6 +172,8 @@ pub enum Verb {
     Wait {
         zombies: u64,
         dstate: u64,
+        /// Minimums per hazard kind (held or unheld).
+        kinds: Vec<(&'static str, u64)>,
         timeout: Option<Duration>,
         control: String,
     },
@@ -180,7 +231,23 @@ pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
                 let d = parse::duration(&d).map_err(usage)?;
                 request += &format!(" outlive {}ms", d.as_millis());
             }
+            if let Some(dir) = a.cwd {
+                request += &format!(" cwd {}", cwd_word(&dir)?);
+            }
             send(request, control(a.control), Print::Pids)
+        }
+        "stopped" | "deaf" | "slow" | "escapee" | "hopper" | "frozen" => {
+            let a = HazardArgs::from_args(&cmd, words).map_err(parsed)?;
+            let mut w = vec![a.n.as_str()];
+            w.extend(a.unheld.then_some("unheld"));
+            w.extend(a.every.iter().flat_map(|d| ["every", d.as_str()]));
+            w.extend(
+                a.exit_after.iter().flat_map(|d| ["exit_after", d.as_str()]),
+            );
+            w.extend(a.unbounded.then_some("unbounded"));
+            let kind = HazardKind::parse(verb).ok_or(usage(verb.into()))?;
+            let request = HazardCmd::parse(kind, &w).map_err(usage)?;
+            send(request.to_string(), control(a.control), Print::Pids)
         }
         "release" => {
             let a = ReleaseArgs::from_args(&cmd, words).map_err(parsed)?;
@@ -208,9 +275,21 @@ pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
                     .map_err(usage)?
                     .unwrap_or(0) as u64)
             };
+            let kinds = [
+                ("stopped", a.stopped),
+                ("deaf", a.deaf),
+                ("slow", a.slow),
+                ("escapee", a.escapee),
+                ("hopper", a.hopper),
+                ("frozen", a.frozen),
+            ];
             Ok(Verb::Wait {
                 zombies: n(a.zombies)?,
                 dstate: n(a.dstate)?,
+                kinds: kinds
+                    .into_iter()
+                    .map(|(k, v)| Ok((k, n(v)?)))
+                    .collect::<Result<_, Error>>()?,
                 timeout: a
                     .timeout
                     .map(|t| parse::duration(&t))
@@ -236,8 +315,8 @@ pub fn main(verb: Verb) -> u8 {
             ask(&control, &request, REPLY_TIMEOUT)
                 .and_then(|reply| show(&reply, print))
         }
-        Verb::Wait { zombies, dstate, timeout, control } => {
-            wait(zombies, dstate, timeout, &control)
+        Verb::Wait { zombies, dstate, kinds, timeout, control } => {
+            wait(zombies, dstate, &kinds, timeout, &control)
         }
         Verb::Ps { json, control } => {
             ps(json, &control);
@@ -356,8 +435,10 @@ fn print_status(s: &Value) {
         num(seen.and_then(|v| v.get("dstate")))
     );
     for h in s.get("held").map(Value::as_array).unwrap_or(&[]) {
+        let unheld = matches!(h.get("unheld"), Some(Value::Bool(true)));
         crate::log::out!(
-            "held {} {} for {}ms",
+            "{} {} {} for {}ms",
+            if unheld { "unheld" } else { "held" },
             num(h.get("pid")),
             h.get("kind").and_then(Value::as_str).unwrap_or("?"),
             num(h.get("held_ms"))
@@ -387,10 +468,12 @@ fn render(v: &Value) -> String {
     }
 }
 
-/// Poll undead's status until it sees enough Z and D processes.
+/// Poll undead's status until it sees enough Z and D processes, and
+/// holds (or shows unheld) enough of each hazard kind.
 fn wait(
     zombies: u64,
     dstate: u64,
+    kinds: &[(&'static str, u64)],
     timeout: Option<Duration>,
     control: &str,
 ) -> Result<(), Error> {
@@ -403,14 +486,30 @@ fn wait(
                 .and_then(Value::as_u64)
                 .unwrap_or(0)
         };
-        if seen("zombies") >= zombies && seen("dstate") >= dstate {
+        let held = s.get("held").map(Value::as_array).unwrap_or(&[]);
+        let of_kind = |k: &str| {
+            held.iter()
+                .filter(|h| h.get("kind").and_then(Value::as_str) == Some(k))
+                .count() as u64
+        };
+        let short: Vec<String> = kinds
+            .iter()
+            .filter(|(k, want)| of_kind(k) < *want)
+            .map(|(k, want)| format!(", {} of {want} {k}", of_kind(k)))
+            .collect();
+        if seen("zombies") >= zombies
+            && seen("dstate") >= dstate
+            && short.is_empty()
+        {
             return Ok(());
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Error::Failed(format!(
-                "timed out: seen {} of {zombies} zombies, {} of {dstate} in D",
+                "timed out: seen {} of {zombies} zombies, {} of {dstate} in \
+                 D{}",
                 seen("zombies"),
-                seen("dstate")
+                seen("dstate"),
+                short.concat()
             )));
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -422,7 +521,7 @@ fn wait(
 fn ps(json_out: bool, control: &str) {
     // Pids mean the same only inside undead's PID namespace: a client on
     // the host labels nothing rather than the wrong processes.
-    let held: Vec<(u64, String)> =
+    let held: Vec<(u64, String, bool)> =
         ask(control, "status", Duration::from_secs(2))
             .ok()
             .filter(|s| {
@@ -438,19 +537,22 @@ fn ps(json_out: bool, control: &str) {
                         Some((
                             h.get("pid")?.as_u64()?,
                             h.get("kind")?.as_str()?.to_string(),
+                            matches!(h.get("unheld"), Some(Value::Bool(true))),
                         ))
                     })
                     .collect()
             })
             .unwrap_or_default();
-    let rows: Vec<(procfs::Proc, String, Option<&str>)> = procfs::snapshot()
+    // (kind, unheld) of each process the kit made.
+    type Row<'a> = (procfs::Proc, String, Option<(&'a str, bool)>);
+    let rows: Vec<Row<'_>> = procfs::snapshot()
         .into_iter()
         .map(|p| {
             let wchan = procfs::wchan(p.pid);
             let kind = held
                 .iter()
-                .find(|(pid, _)| *pid == p.pid.as_raw() as u64)
-                .map(|(_, k)| k.as_str());
+                .find(|(pid, ..)| *pid == p.pid.as_raw() as u64)
+                .map(|(_, k, unheld)| (k.as_str(), *unheld));
             (p, wchan, kind)
         })
         .collect();
@@ -459,13 +561,14 @@ fn ps(json_out: bool, control: &str) {
             .iter()
             .map(|(p, wchan, kind)| {
                 format!(
-                    "{{\"pid\":{},\"ppid\":{},\"state\":\"{}\",\"comm\":{},\"wchan\":{},\"held\":{}}}",
+                    "{{\"pid\":{},\"ppid\":{},\"state\":\"{}\",\"comm\":{},\"wchan\":{},\"held\":{},\"unheld\":{}}}",
                     p.pid,
                     p.ppid,
                     p.state,
                     json::string(&p.comm),
                     json::string(wchan),
-                    kind.map_or("null".into(), json::string)
+                    kind.map_or("null".into(), |(k, _)| json::string(k)),
+                    kind.is_some_and(|(_, u)| u)
                 )
             })
             .collect();
@@ -486,14 +589,21 @@ fn ps(json_out: bool, control: &str) {
                 p.state,
                 p.comm,
                 wchan,
-                kind.unwrap_or("-")
+                match kind {
+                    None => "-".to_string(),
+                    Some((k, false)) => k.to_string(),
+                    Some((k, true)) => format!("{k} (unheld)"),
+                }
             );
         }
     }
 }
 
-/// Abort (or list) the FUSE connections of undead's filesystems.
+/// Abort (or list) the FUSE connections of undead's filesystems; thaw
+/// (or list) its frozen cgroups.
 fn rescue(dry_run: bool) -> Result<(), Error> {
+    let frozen = crate::cgroup::rescue_frozen(dry_run);
+    frozen.iter().for_each(|line| crate::log::out!("{line}"));
     let items = crate::chaos::rescue(dry_run)
         .map_err(|e| Error::Failed(e.to_string()))?;
     if items.is_empty() {
@@ -501,4 +611,18 @@ fn rescue(dry_run: bool) -> Result<(), Error> {
     }
     items.iter().for_each(|item| crate::log::out!("{item}"));
     Ok(())
+}
+
+/// A `--cwd` directory as one request word: it must be a directory here
+/// (usage error otherwise) and, the request being words, hold no space.
+fn cwd_word(dir: &str) -> Result<&str, Error> {
+    if dir.contains(char::is_whitespace) || dir.is_empty() {
+        return Err(Error::Usage(format!(
+            "--cwd '{dir}': a path without whitespace, please"
+        )));
+    }
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(dir),
+        _ => Err(Error::Usage(format!("--cwd '{dir}' is not a directory"))),
+    }
 }

@@ -11,8 +11,10 @@
 //! answers", and a stale file from an earlier run is replaced.
 //!
 //! Requests (pure parser `parse`): `zombie N [holder]`,
-//! `dstate N [vfork|fuse] [outlive DURATION]`,
-//! `release [all|zombies|dstate|PID...]`, `status`.
+//! `dstate N [vfork|fuse] [outlive DURATION] [cwd PATH]`,
+//! `KIND N [unheld] [every D] [exit_after D] [unbounded]` for the hazard
+//! kinds (`chaos::HazardCmd`),
+//! `release [all|zombies|dstate|KIND...|PID...]`, `status`.
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
@@ -27,7 +29,7 @@ use nix::sys::socket::{getsockopt, sockopt};
 use nix::unistd::{self, Pid};
 
 use crate::action::Action;
-use crate::chaos::{ChaosCmd, Kind, Release};
+use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind, Release};
 use crate::parse;
 
 pub const MAX_REQUEST: usize = 4096;
@@ -264,6 +266,7 @@ pub fn parse(line: &[u8]) -> Result<Action, String> {
             let n = count(rest.first())?;
             let mut kind = Kind::Vfork;
             let mut outlive = None;
+            let mut cwd = None;
             let mut it = rest.iter().skip(1);
             while let Some(&w) = it.next() {
                 match w {
@@ -271,10 +274,19 @@ pub fn parse(line: &[u8]) -> Result<Action, String> {
                         let d = it.next().ok_or("outlive needs a duration")?;
                         outlive = Some(parse::duration(d)?);
                     }
+                    "cwd" => {
+                        let p = it.next().ok_or("cwd needs a path")?;
+                        cwd = Some(p.into());
+                    }
                     other => kind = Kind::parse(other)?,
                 }
             }
-            Ok(Action::Chaos(ChaosCmd::Dstate { n, kind, outlive }))
+            Ok(Action::Chaos(ChaosCmd::Dstate { n, kind, outlive, cwd }))
+        }
+        Some((verb, rest)) if HazardKind::parse(verb).is_some() => {
+            let kind = HazardKind::parse(verb).ok_or("unknown kind")?;
+            let cmd = HazardCmd::parse(kind, rest)?;
+            Ok(Action::Chaos(ChaosCmd::Hazard(cmd)))
         }
         Some((&"release", rest)) => Ok(Action::Release(parse_release(rest)?)),
         Some((&"status", [])) => Ok(Action::Snapshot),
@@ -285,12 +297,18 @@ pub fn parse(line: &[u8]) -> Result<Action, String> {
     }
 }
 
-/// `all`, `zombies`, `dstate` or PIDs; nothing means `all`. Pure.
+/// `all`, `zombies`, `dstate`, hazard kinds or PIDs; nothing means
+/// `all`. Pure.
 pub fn parse_release(words: &[&str]) -> Result<Release, String> {
+    let kinds: Option<Vec<HazardKind>> =
+        words.iter().map(|w| HazardKind::parse(w)).collect();
     match words {
         [] | ["all"] => Ok(Release::All),
         ["zombies"] => Ok(Release::Zombies),
         ["dstate"] => Ok(Release::Dstate),
+        _ if kinds.is_some() => {
+            Ok(Release::Hazards(kinds.unwrap_or_default()))
+        }
         pids => pids
             .iter()
             .map(|w| match w.parse::<i32>() {
@@ -319,7 +337,8 @@ mod tests {
             Ok(Action::Chaos(ChaosCmd::Dstate {
                 n: 2,
                 kind: Kind::Fuse,
-                outlive: Some(Duration::from_secs(3))
+                outlive: Some(Duration::from_secs(3)),
+                cwd: None,
             }))
         );
         assert_eq!(
@@ -327,8 +346,29 @@ mod tests {
             Ok(Action::Chaos(ChaosCmd::Dstate {
                 n: 1,
                 kind: Kind::Vfork,
-                outlive: None
+                outlive: None,
+                cwd: None,
             }))
+        );
+        assert_eq!(
+            parse(b"dstate 1 fuse cwd /data"),
+            Ok(Action::Chaos(ChaosCmd::Dstate {
+                n: 1,
+                kind: Kind::Fuse,
+                outlive: None,
+                cwd: Some("/data".into()),
+            }))
+        );
+        assert!(matches!(
+            parse(b"hopper 2 every 5ms unheld"),
+            Ok(Action::Chaos(ChaosCmd::Hazard(HazardCmd { n: 2, .. })))
+        ));
+        assert_eq!(
+            parse(b"release stopped hopper"),
+            Ok(Action::Release(Release::Hazards(vec![
+                HazardKind::Stopped,
+                HazardKind::Hopper
+            ])))
         );
         assert_eq!(parse(b"status"), Ok(Action::Snapshot));
         assert_eq!(parse(b"release"), Ok(Action::Release(Release::All)));
@@ -359,6 +399,10 @@ mod tests {
             b"dstate 2 outlive forever",
             b"release 0",
             b"release all zombies",
+            b"release zombies stopped",
+            b"frozen 1 unheld",
+            b"slow 1",
+            b"dstate 1 cwd",
             b"status now",
             b"rm -rf /",
             b"\0\0\0",

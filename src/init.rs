@@ -150,7 +150,8 @@ fn serve_control(cfg: &Config) -> Result<Option<Server>, Error> {
     }
 }
 
-/// `--zombies N`, `--dstate N`: all or nothing at start.
+/// `--zombies N`, `--dstate N`, then each `--raise`: all or nothing at
+/// start.
 fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
     let asks = [
         (cfg.zombies, ChaosCmd::Zombies { n: cfg.zombies, holder: false }),
@@ -160,10 +161,12 @@ fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
                 n: cfg.dstate,
                 kind: cfg.dstate_kind,
                 outlive: None,
+                cwd: None,
             },
         ),
     ];
-    for (n, cmd) in asks.into_iter().filter(|(n, _)| *n > 0) {
+    let raises = cfg.raise.iter().map(|cmd| (1, cmd.clone()));
+    for (n, cmd) in asks.into_iter().filter(|(n, _)| *n > 0).chain(raises) {
         let made = kit.create(&cmd);
         if let Some(why) = made.error {
             return Err(Error::Chaos(why));
@@ -538,7 +541,14 @@ impl Init {
     /// Live descendants other than what the kit holds (released at exit)
     /// and the guard. Zombies do not count: they are reaped or withheld.
     fn has_descendants(&self) -> bool {
-        let held: Vec<Pid> = self.kit.held().iter().map(|h| h.pid).collect();
+        // `--unheld` processes are the workload's: waited for.
+        let held: Vec<Pid> = self
+            .kit
+            .held()
+            .iter()
+            .filter(|h| !h.unheld)
+            .map(|h| h.pid)
+            .collect();
         procfs::descendants_of(self.me).into_iter().any(|p| {
             !held.contains(&p)
                 && Some(p) != self.guard_pid()

@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), no_main)]
 
 mod action;
+mod cgroup;
 mod chaos;
 mod cli;
 mod client;

@@ -102,9 +102,10 @@ impl Recorder {
             .iter()
             .map(|h| {
                 format!(
-                    "{{\"pid\":{},\"kind\":{},\"held_ms\":{}}}",
+                    "{{\"pid\":{},\"kind\":{},\"unheld\":{},\"held_ms\":{}}}",
                     h.pid,
                     json::string(h.kind),
+                    h.unheld,
                     ms(h.since.elapsed())
                 )
             })

@@ -57,11 +57,12 @@ pub fn render(v: &View<'_>, now: Instant) -> String {
             let age = now.saturating_duration_since(h.since);
             let left = v.release_after.map(|r| r.saturating_sub(age));
             format!(
-                "{{\"pid\":{},\"kind\":{},\"held_ms\":{},\"release_in_ms\":{}}}",
+                "{{\"pid\":{},\"kind\":{},\"unheld\":{},\"held_ms\":{},\"release_in_ms\":{}}}",
                 h.pid,
                 json::string(h.kind),
+                h.unheld,
                 age.as_millis(),
-                ms(left)
+                ms(left.filter(|_| !h.unheld))
             )
         })
         .collect();
