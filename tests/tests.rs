@@ -24,3 +24,7 @@ mod report;
 
 /// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
 mod kit;
+
+/// The undead kit III: stopped, deaf, slow, escapee, hopper, frozen,
+/// dstate --cwd, and their teardown on Docker.
+mod hazards;
