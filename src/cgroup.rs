@@ -114,7 +114,10 @@ impl Cgroup {
         name: &str,
     ) -> Result<Cgroup, Errno> {
         let dir = base.join(name);
-        fs::create_dir(&dir).map_err(io)?;
+        nix::unistd::mkdir(
+            &dir,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )?;
         Ok(Cgroup { version, dir })
     }
 

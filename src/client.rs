@@ -59,30 +59,67 @@ struct DstateArgs {
     control: Option<String>,
 }
 
-#[derive(FromArgs)]
-/// raise N processes of a teardown hazard (stopped, deaf, slow --exit-after
-/// D, escapee, hopper [--every D], frozen [--unbounded]); prints their PIDs
-struct HazardArgs {
-    /// how many
-    #[argh(positional)]
-    n: String,
-    /// not held: release leaves them, the stop sequence must end them
-    /// (all kinds but frozen)
-    #[argh(switch)]
-    unheld: bool,
-    /// hopper: fork the successor and exit every DURATION (default 10ms)
-    #[argh(option)]
-    every: Option<String>,
-    /// slow: exit 0 this long after SIGTERM/SIGINT (required)
-    #[argh(option)]
-    exit_after: Option<String>,
-    /// frozen: allow cgroup v1, where nothing in the container can thaw
-    /// the victims once undead is gone (undead rescue on the host can)
-    #[argh(switch)]
-    unbounded: bool,
-    /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
-    #[argh(option)]
-    control: Option<String>,
+/// `undead KIND --help` for the six hazard verbs (parsed by hand: one
+/// argh struct per verb would cost the binary ~10 KB).
+const HAZARD_HELP: &str = "\
+Usage: undead KIND N [--unheld] [--every D] [--exit-after D] [--unbounded] \
+[--control PATH]
+
+Raise N processes of a teardown hazard; prints their PIDs. KIND:
+  stopped   state T: a SIGTERM stays pending until SIGCONT
+  deaf      ignores TERM INT HUP QUIT USR1 USR2 PIPE ALRM: only SIGKILL ends it
+  slow      exits 0 --exit-after D after SIGTERM/SIGINT (required)
+  escapee   deaf, in a session and process group of its own
+  hopper    forks its successor and exits every --every D (default 10ms)
+  frozen    in a frozen cgroup of undead's own; --unbounded is required on
+            cgroup v1 (undead rescue on the host thaws it)
+
+Options:
+  --unheld          not held: release leaves them, the stop sequence ends
+                    them (all kinds but frozen)
+  --control PATH    control socket (default $UNDEAD_CONTROL or
+                    /run/undead.sock)
+  --help, help      display usage information";
+
+/// The words of a hazard verb as request words (`--exit-after 2s` →
+/// `exit_after 2s`) and the control path; `HazardCmd::parse` judges them.
+fn hazard_words<'a>(
+    words: &[&'a str],
+) -> Result<(Vec<&'a str>, Option<String>), Error> {
+    let mut out = Vec::new();
+    let mut control = None;
+    let mut it = words.iter();
+    while let Some(&w) = it.next() {
+        let (name, inline) = match w.split_once('=') {
+            Some((n, v)) if w.starts_with("--") => (n, Some(v)),
+            _ => (w, None),
+        };
+        let mut value = |what| {
+            inline.or_else(|| it.next().copied()).ok_or_else(|| {
+                Error::Usage(format!("missing value for option '{what}'"))
+            })
+        };
+        match name {
+            "--help" | "help" => return Err(Error::Help(HAZARD_HELP.into())),
+            "--unheld" => out.push("unheld"),
+            "--unbounded" => out.push("unbounded"),
+            "--every" => out.extend(["every", value(name)?]),
+            "--exit-after" => out.extend(["exit_after", value(name)?]),
+            "--control" => control = Some(value(name)?.to_string()),
+            _ if w.starts_with("--") => {
+                return Err(Error::Usage(format!(
+                    "unrecognized argument: {w}"
+                )));
+            }
+            _ => out.push(w),
+        }
+    }
+    // The count comes first on the wire.
+    if let Some(i) = out.iter().position(|w| w.parse::<usize>().is_ok()) {
+        let n = out.remove(i);
+        out.insert(0, n);
+    }
+    Ok((out, control))
 }
 
 #[derive(FromArgs)]
@@ -110,6 +147,11 @@ struct StatusArgs {
 
 #[derive(FromArgs)]
 /// wait until undead holds or sees at least N zombies and N D processes
+#[argh(
+    note = "Also --stopped N, --deaf N, --slow N, --escapee N, --hopper N, \
+               --frozen N: at least N processes of that kit kind, held or \
+               unheld."
+)]
 struct WaitArgs {
     /// at least this many Z processes
     #[argh(option)]
@@ -117,24 +159,6 @@ struct WaitArgs {
     /// at least this many D processes
     #[argh(option)]
     dstate: Option<String>,
-    /// at least this many stopped processes of the kit
-    #[argh(option)]
-    stopped: Option<String>,
-    /// at least this many deaf processes of the kit
-    #[argh(option)]
-    deaf: Option<String>,
-    /// at least this many slow processes of the kit
-    #[argh(option)]
-    slow: Option<String>,
-    /// at least this many escapees of the kit
-    #[argh(option)]
-    escapee: Option<String>,
-    /// at least this many live hoppers of the kit
-    #[argh(option)]
-    hopper: Option<String>,
-    /// at least this many frozen processes of the kit
-    #[argh(option)]
-    frozen: Option<String>,
     /// give up (exit 1) after DURATION; default: wait forever
     #[argh(option)]
     timeout: Option<String>,
@@ -194,6 +218,8 @@ pub enum Print {
     Status { json: bool },
 }
 
+// Called from the init's `--raise` too: one copy, not inlined twice.
+#[inline(never)]
 pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
     let usage = Error::Usage;
     let cmd = ["undead", verb];
@@ -237,17 +263,10 @@ pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
             send(request, control(a.control), Print::Pids)
         }
         "stopped" | "deaf" | "slow" | "escapee" | "hopper" | "frozen" => {
-            let a = HazardArgs::from_args(&cmd, words).map_err(parsed)?;
-            let mut w = vec![a.n.as_str()];
-            w.extend(a.unheld.then_some("unheld"));
-            w.extend(a.every.iter().flat_map(|d| ["every", d.as_str()]));
-            w.extend(
-                a.exit_after.iter().flat_map(|d| ["exit_after", d.as_str()]),
-            );
-            w.extend(a.unbounded.then_some("unbounded"));
+            let (w, path) = hazard_words(words)?;
             let kind = HazardKind::parse(verb).ok_or(usage(verb.into()))?;
             let request = HazardCmd::parse(kind, &w).map_err(usage)?;
-            send(request.to_string(), control(a.control), Print::Pids)
+            send(request.to_string(), control(path), Print::Pids)
         }
         "release" => {
             let a = ReleaseArgs::from_args(&cmd, words).map_err(parsed)?;
@@ -268,28 +287,42 @@ pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
             )
         }
         "wait" => {
-            let a = WaitArgs::from_args(&cmd, words).map_err(parsed)?;
+            // The per-kind minimums, by hand: six more argh options would
+            // cost the binary ~8 KB.
+            let mut kinds = Vec::new();
+            let mut rest = Vec::new();
+            let mut it = words.iter();
+            while let Some(&w) = it.next() {
+                let kind = w
+                    .strip_prefix("--")
+                    .and_then(|k| HazardKind::parse(k.split('=').next()?));
+                let Some(kind) = kind else {
+                    rest.push(w);
+                    continue;
+                };
+                let v = match w.split_once('=') {
+                    Some((_, v)) => Some(v),
+                    None => it.next().copied(),
+                };
+                let v = v.ok_or_else(|| {
+                    usage(format!("missing value for option '{w}'"))
+                })?;
+                kinds.push((
+                    kind.name(),
+                    parse::count(v).map_err(usage)? as u64,
+                ));
+            }
+            let a = WaitArgs::from_args(&cmd, &rest).map_err(parsed)?;
             let n = |v: Option<String>| -> Result<u64, Error> {
                 Ok(v.map(|v| parse::count(&v))
                     .transpose()
                     .map_err(usage)?
                     .unwrap_or(0) as u64)
             };
-            let kinds = [
-                ("stopped", a.stopped),
-                ("deaf", a.deaf),
-                ("slow", a.slow),
-                ("escapee", a.escapee),
-                ("hopper", a.hopper),
-                ("frozen", a.frozen),
-            ];
             Ok(Verb::Wait {
                 zombies: n(a.zombies)?,
                 dstate: n(a.dstate)?,
-                kinds: kinds
-                    .into_iter()
-                    .map(|(k, v)| Ok((k, n(v)?)))
-                    .collect::<Result<_, Error>>()?,
+                kinds,
                 timeout: a
                     .timeout
                     .map(|t| parse::duration(&t))

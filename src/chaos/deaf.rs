@@ -37,7 +37,7 @@ fn ignored_bits() -> u64 {
 /// Fork `n` deaf processes; `escape`: each in a session of its own.
 pub fn spawn(n: usize, escape: bool) -> (Vec<Pid>, Option<Errno>) {
     let comm = if escape { c"undead-escapee" } else { c"undead-deaf" };
-    super::hazard::spawn_each(n, true, || {
+    super::hazard::spawn_each(n, true, &|| {
         if escape {
             let _ = unistd::setsid();
         }

@@ -63,7 +63,7 @@ pub fn spawn(
     let name = format!("{}{ns}-{me}-{seq}", cgroup::PREFIX);
     let cg = Cgroup::create(version, &base, &name)
         .map_err(|e| Refusal::Failed("mkdir cgroup", e))?;
-    let (pids, errno) = super::hazard::spawn_each(n, true, || {
+    let (pids, errno) = super::hazard::spawn_each(n, true, &|| {
         sys::set_comm(c"undead-frozen");
         sys::pause_forever()
     });

@@ -305,7 +305,7 @@ fn shortfall(made: usize, n: usize, kind: HazardKind, e: Errno) -> String {
 pub fn spawn_each(
     n: usize,
     pdeathsig: bool,
-    body: impl Fn(),
+    body: &dyn Fn(),
 ) -> (Vec<Pid>, Option<Errno>) {
     let parent = unistd::getpid();
     let mut made = Vec::with_capacity(n.min(4096));
