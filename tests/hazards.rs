@@ -103,6 +103,15 @@ impl Session {
             .collect()
     }
 
+    /// The hoppers under undead: the most any of 5 walks sees (one walk
+    /// may miss a hopper between two children files).
+    fn hoppers(&self) -> Vec<i32> {
+        (0..5)
+            .map(|_| self.live("undead-hopper"))
+            .max_by_key(Vec::len)
+            .unwrap_or_default()
+    }
+
     fn until(
         &self,
         what: &str,
@@ -328,17 +337,12 @@ fn hoppers_change_pid_and_keep_their_number(mode: Mode) {
     let s = Session::start(mode, &[], &SLEEP);
     let r = s.ok(&["hopper", "3"]);
     check!(s, r.stdout.lines().count() >= 3, "hopper 3 printed {r:?}");
-    let first = s.live("undead-hopper");
+    let first = s.hoppers();
     check!(s, first.len() >= 3, "3 live hoppers: {first:?}");
     let mut seen = Vec::new();
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(100));
-        // One walk may miss a hopper between two children files: the
-        // most any of 5 walks sees.
-        let live = (0..5)
-            .map(|_| s.live("undead-hopper"))
-            .max_by_key(Vec::len)
-            .unwrap_or_default();
+        let live = s.hoppers();
         check!(s, (3..=6).contains(&live.len()), "3 lines: {live:?}");
         seen.push(live);
     }
@@ -354,11 +358,9 @@ fn hoppers_change_pid_and_keep_their_number(mode: Mode) {
     check!(s, z <= 6, "{z} zombies under undead");
     let r = s.ok(&["release", "hopper"]);
     check!(s, r.stdout.contains("released"), "{r:?}");
-    s.until("no hopper after release", T, || {
-        s.live("undead-hopper").is_empty()
-    });
+    s.until("no hopper after release", T, || s.hoppers().is_empty());
     std::thread::sleep(Duration::from_millis(100));
-    check!(s, s.live("undead-hopper").is_empty(), "a hopper came back");
+    check!(s, s.hoppers().is_empty(), "a hopper came back");
 }
 
 /// Negative control: a runtime's kill-by-PID loop (scan, SIGKILL each pid,
@@ -378,14 +380,14 @@ fn kill_by_pid_loop_leaves_hoppers_alive(mode: Mode) {
         found.for_each(|p: i32| kill(p, libc::SIGKILL));
     }
     std::thread::sleep(Duration::from_millis(50));
-    let left = s.live("undead-hopper").len();
+    let left = s.hoppers().len();
     println!("{mode:?}: {left} hoppers alive after 5 kill-by-pid rounds");
     check!(s, left > 0, "a kill-by-PID loop caught every hopper");
     // Unheld: `release` leaves them; undead's own exit does not.
     s.ok(&["release", "all"]);
-    check!(s, !s.live("undead-hopper").is_empty(), "release took unheld");
+    check!(s, !s.hoppers().is_empty(), "release took unheld");
     let pgid = s
-        .live("undead-hopper")
+        .hoppers()
         .first()
         .and_then(|&p| group_session(p))
         .map_or(-1, |(g, _)| g);
@@ -451,11 +453,9 @@ fn raise_at_start_flags_and_environment(mode: Mode) {
         },
     );
     // The socket exists only once the holdings are in place.
-    let t = s.u.descendants();
-    let n =
-        |name| t.iter().filter(|&&p| comm(p).as_deref() == Some(name)).count();
+    let n = |name| s.live(name).len();
     check!(s, n("undead-stopped") == 2, "2 stopped at start");
-    check!(s, n("undead-hopper") >= 1, "1 hopper at start");
+    check!(s, !s.hoppers().is_empty(), "1 hopper at start");
     check!(s, n("undead-deaf") == 0, "a flag wins over UNDEAD_RAISE");
     drop(s);
     let s = Session::start_with(mode, &[], &SLEEP, |c| {
@@ -585,14 +585,14 @@ fn pids_max_stops_creation_and_hoppers_keep_their_number(mode: Mode) {
     fs::write(cg.0.join("pids.max"), (used + 2).to_string()).unwrap();
     let r = s.client(&["hopper", "2"]);
     check!(s, r.code == 0, "hopper 2 with room for 2: {r:?}");
-    let first = s.live("undead-hopper");
+    let first = s.hoppers();
     std::thread::sleep(Duration::from_millis(300));
-    let later = s.live("undead-hopper");
+    let later = s.hoppers();
     check!(s, later.len() == 2, "2 lines keep their number: {later:?}");
     check!(s, first == later, "no room to hop, so no new pid: {later:?}");
     s.ok(&["status"]);
     s.ok(&["release", "hopper"]);
-    s.until("hoppers released", T, || s.live("undead-hopper").is_empty());
+    s.until("hoppers released", T, || s.hoppers().is_empty());
 }
 
 // ---------------------------------------------------------------------------

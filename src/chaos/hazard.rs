@@ -358,7 +358,7 @@ mod tests {
         for text in [
             "stopped 2",
             "deaf 3 unheld",
-            "slow 1 exit_after 2000ms unheld",
+            "slow 1 unheld exit_after 2000ms",
             "escapee 1",
             "hopper 4 every 10ms",
             "frozen 2 unbounded",
