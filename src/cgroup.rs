@@ -18,6 +18,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::unistd::{AccessFlags, Pid, access};
@@ -45,8 +46,10 @@ pub fn find_base() -> Result<(Version, PathBuf), String> {
     let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mut seen = Vec::new();
     for version in [Version::V1, Version::V2] {
+        // The last mount of the hierarchy is the one on top (a bind
+        // mount over a container's read-only one, say).
         let Some((root, at)) =
-            mounts.lines().find_map(|l| mount_of(l, version))
+            mounts.lines().rev().find_map(|l| mount_of(l, version))
         else {
             continue;
         };
@@ -189,6 +192,9 @@ pub fn rescue_frozen(dry_run: bool) -> Vec<String> {
                     "found".to_string()
                 } else {
                     match thaw_dir(version, dir) {
+                        Ok(()) if remove_when_empty(dir) => {
+                            "thawed and removed".into()
+                        }
                         Ok(()) => "thawed".into(),
                         Err(e) => format!("cannot thaw ({})", e.desc()),
                     }
@@ -198,6 +204,22 @@ pub fn rescue_frozen(dry_run: bool) -> Vec<String> {
         }
     }
     out
+}
+
+/// rmdir, retried for up to 2 s: thawed victims with a pending SIGKILL
+/// (their namespace's death) leave the cgroup within milliseconds; live
+/// ones (an undead that still runs) keep it, and it stays.
+fn remove_when_empty(dir: &Path) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        if fs::remove_dir(dir).is_ok() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn walk(dir: &Path, depth: u32, visit: &mut dyn FnMut(&Path)) {
