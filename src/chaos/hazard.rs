@@ -15,6 +15,7 @@ use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{self, ForkResult, Pid};
 
+use crate::error::Error;
 use crate::parse;
 use crate::sys;
 
@@ -141,6 +142,69 @@ impl fmt::Display for HazardCmd {
         }
         Ok(())
     }
+}
+
+/// `undead KIND --help` for the six hazard verbs (parsed by hand: one
+/// argh struct per verb would cost the binary ~10 KB).
+const HAZARD_HELP: &str = "\
+Usage: undead KIND N [--unheld] [--every D] [--exit-after D] [--unbounded] \
+[--control PATH]
+
+Raise N processes of a teardown hazard; prints their PIDs. KIND:
+  stopped   state T: a SIGTERM stays pending until SIGCONT
+  deaf      ignores TERM INT HUP QUIT USR1 USR2 PIPE ALRM: only SIGKILL ends it
+  slow      exits 0 --exit-after D after SIGTERM/SIGINT (required)
+  escapee   deaf, in a session and process group of its own
+  hopper    forks its successor and exits every --every D (default 10ms)
+  frozen    in a frozen cgroup of undead's own; --unbounded is required on
+            cgroup v1 (undead rescue on the host thaws it)
+
+Options:
+  --unheld          not held: release leaves them, the stop sequence ends
+                    them (all kinds but frozen)
+  --control PATH    control socket (default $UNDEAD_CONTROL or
+                    /run/undead.sock)
+  --help, help      display usage information";
+
+/// The words of a hazard verb as request words (`--exit-after 2s` →
+/// `exit_after 2s`) and the control path; `HazardCmd::parse` judges them.
+pub fn hazard_words<'a>(
+    words: &[&'a str],
+) -> Result<(Vec<&'a str>, Option<String>), Error> {
+    let mut out = Vec::new();
+    let mut control = None;
+    let mut it = words.iter();
+    while let Some(&w) = it.next() {
+        let (name, inline) = match w.split_once('=') {
+            Some((n, v)) if w.starts_with("--") => (n, Some(v)),
+            _ => (w, None),
+        };
+        let mut value = |what| {
+            inline.or_else(|| it.next().copied()).ok_or_else(|| {
+                Error::Usage(format!("missing value for option '{what}'"))
+            })
+        };
+        match name {
+            "--help" | "help" => return Err(Error::Help(HAZARD_HELP.into())),
+            "--unheld" => out.push("unheld"),
+            "--unbounded" => out.push("unbounded"),
+            "--every" => out.extend(["every", value(name)?]),
+            "--exit-after" => out.extend(["exit_after", value(name)?]),
+            "--control" => control = Some(value(name)?.to_string()),
+            _ if w.starts_with("--") => {
+                return Err(Error::Usage(format!(
+                    "unrecognized argument: {w}"
+                )));
+            }
+            _ => out.push(w),
+        }
+    }
+    // The count comes first on the wire.
+    if let Some(i) = out.iter().position(|w| w.parse::<usize>().is_ok()) {
+        let n = out.remove(i);
+        out.insert(0, n);
+    }
+    Ok((out, control))
 }
 
 /// One holding of a hazard kind: released together.

@@ -14,6 +14,7 @@ mod fuse;
 mod hazard;
 mod hopper;
 mod rescue;
+mod select;
 mod settle;
 mod slow;
 mod stopped;
@@ -21,12 +22,12 @@ mod vfork;
 mod zombie;
 
 use cwd::open_dir;
-pub use hazard::{HazardCmd, HazardKind};
+pub use hazard::{HazardCmd, HazardKind, hazard_words};
 pub use rescue::rescue;
 pub(crate) use settle::settle;
 use settle::{await_comm, await_state};
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -63,7 +64,7 @@ pub enum ChaosCmd {
         n: usize,
         holder: bool,
     },
-    /// `cwd`: the victims' working directory, kept busy (SPEC §3.4).
+    /// `cwd`: the victims' working directory, kept busy (§3.4).
     Dstate {
         n: usize,
         kind: Kind,
@@ -141,28 +142,6 @@ impl Unit {
     fn is_zombie_kind(&self) -> bool {
         matches!(self, Unit::Zombie(_) | Unit::Holder(_))
     }
-
-    fn is_unheld(&self) -> bool {
-        matches!(self, Unit::Hazard(h) if h.unheld())
-    }
-
-    /// Whether `release WHAT` takes this unit: never an `--unheld` one.
-    fn taken_by(&self, what: &Release) -> bool {
-        !self.is_unheld()
-            && match what {
-                Release::All => true,
-                Release::Zombies => self.is_zombie_kind(),
-                Release::Dstate => {
-                    matches!(self, Unit::Vfork { .. } | Unit::Fuse(_))
-                }
-                Release::Hazards(kinds) => matches!(
-                    self, Unit::Hazard(h) if kinds.contains(&h.kind())
-                ),
-                Release::Pids(pids) => {
-                    self.procs().iter().any(|(p, _)| pids.contains(p))
-                }
-            }
-    }
 }
 
 /// Everything the kit holds.
@@ -199,21 +178,27 @@ impl Kit {
         if self.stack.is_empty() {
             self.stack = vec![0; STACK_SIZE];
         }
+        let cwd = match cmd {
+            ChaosCmd::Dstate { cwd: Some(path), .. } => match open_dir(path) {
+                Ok(fd) => Some(fd),
+                Err(why) => {
+                    return Created { error: Some(why), ..<_>::default() };
+                }
+            },
+            _ => None,
+        };
         let (units, error) = match *cmd {
             ChaosCmd::Zombies { n, holder: false } => self.create_zombies(n),
             ChaosCmd::Zombies { n, holder: true } => self.create_holder(n),
             ChaosCmd::Dstate {
-                n,
-                kind: Kind::Vfork,
-                outlive: None,
-                ref cwd,
-            } => self.create_vforks(n, cwd.as_deref()),
+                n, kind: Kind::Vfork, outlive: None, ..
+            } => self.create_vforks(n, cwd.as_ref()),
             ChaosCmd::Dstate { kind: Kind::Vfork, .. } => (
                 Vec::new(),
                 Some("--outlive applies to --kind fuse only".to_string()),
             ),
-            ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive, ref cwd } => {
-                create_fuse(n, outlive, cwd.as_deref())
+            ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive, .. } => {
+                create_fuse(n, outlive, cwd.as_ref())
             }
             ChaosCmd::Hazard(ref h) => {
                 let (made, error) = hazard::create(h, OBSERVE);
@@ -270,16 +255,12 @@ impl Kit {
     fn create_vforks(
         &mut self,
         n: usize,
-        cwd: Option<&std::path::Path>,
+        cwd: Option<&OwnedFd>,
     ) -> (Vec<Unit>, Option<String>) {
-        let cwd = match cwd.map(open_dir).transpose() {
-            Ok(cwd) => cwd,
-            Err(why) => return (Vec::new(), Some(why)),
-        };
         let mut holders = Vec::with_capacity(n);
         let mut errno = None;
         for _ in 0..n {
-            match vfork::spawn_vfork_holder(&mut self.stack, cwd.as_ref()) {
+            match vfork::spawn_vfork_holder(&mut self.stack, cwd) {
                 Ok(pid) => holders.push(pid),
                 Err(e) => {
                     errno = Some(e);
@@ -491,13 +472,9 @@ impl Kit {
 fn create_fuse(
     n: usize,
     outlive: Option<Duration>,
-    cwd: Option<&std::path::Path>,
+    cwd: Option<&OwnedFd>,
 ) -> (Vec<Unit>, Option<String>) {
-    let cwd = match cwd.map(open_dir).transpose() {
-        Ok(cwd) => cwd,
-        Err(why) => return (Vec::new(), Some(why)),
-    };
-    match fuse::FuseHold::create(n, outlive, cwd.as_ref()) {
+    match fuse::FuseHold::create(n, outlive, cwd) {
         Ok(hold) => {
             let error = hold
                 .shortfall()
