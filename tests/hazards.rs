@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    BIN, Ident, Mode, Ran, Scratch, Undead, comm, kill, run_ran, stat,
+    BIN, Ident, Launch, Mode, Ran, Scratch, Undead, comm, kill, run_ran, stat,
     status_field, wait_for,
 };
 
@@ -43,12 +43,31 @@ impl Session {
         cmd: &[&str],
         tweak: impl FnOnce(&mut Command),
     ) -> Session {
+        Session::launch_with(mode, &Launch::default(), opts, cmd, tweak)
+    }
+
+    fn launch(
+        mode: Mode,
+        how: &Launch,
+        opts: &[&str],
+        cmd: &[&str],
+    ) -> Session {
+        Session::launch_with(mode, how, opts, cmd, |_| {})
+    }
+
+    fn launch_with(
+        mode: Mode,
+        how: &Launch,
+        opts: &[&str],
+        cmd: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Session {
         let dir = Scratch::new("hazards");
         let sock = dir.sock();
         let mut args = opts.to_vec();
         args.extend(["--control", sock.as_str(), "--"]);
         args.extend(cmd);
-        let mut u = Undead::start_with(mode, &args, tweak);
+        let mut u = Undead::launch(mode, how, &args, tweak);
         let up = wait_for(T, || {
             if Path::new(&sock).exists() {
                 return Some(None);
@@ -181,6 +200,7 @@ both_modes!(
     pids_max_stops_creation_and_hoppers_keep_their_number,
     dstate_cwd_keeps_a_mount_busy,
     frozen_v1_stays_d_after_sigkill_until_released,
+    frozen_v2_victims_die_on_sigkill,
 );
 
 /// Descendants of `root` through /proc/PID/task/TID/children.
@@ -681,9 +701,16 @@ fn dstate_cwd_keeps_a_mount_busy(mode: Mode) {
 
 const FREEZER: &str = "/sys/fs/cgroup/freezer";
 
+const UNIFIED: &str = "/sys/fs/cgroup/unified";
+
 /// Thaws and removes, on drop, every `undead-frozen-*` cgroup of one
-/// undead (named after its PID namespace and pid): never anything else.
-struct ThawGuard(String);
+/// undead (named after its PID namespace and pid, under its own cgroup in
+/// the v1 freezer and the v2 hierarchy): never anything else.
+struct ThawGuard {
+    prefix: String,
+    /// (directory to search, freeze file, thawed value)
+    bases: Vec<(PathBuf, &'static str, &'static str)>,
+}
 
 impl ThawGuard {
     fn of(u: &Undead) -> ThawGuard {
@@ -692,27 +719,42 @@ impl ThawGuard {
             .unwrap_or_default();
         let ns: String = ns.chars().filter(char::is_ascii_digit).collect();
         let pid = crate::common::ns_pid(u.pid).unwrap_or(u.pid);
-        ThawGuard(format!("undead-frozen-{ns}-{pid}-"))
+        let own = fs::read_to_string(format!("/proc/{}/cgroup", u.pid))
+            .unwrap_or_default();
+        let path = |key: &str| {
+            own.lines()
+                .find_map(|l| l.split_once(key).map(|(_, p)| p.to_string()))
+                .unwrap_or_default()
+        };
+        let base = |root: &str, rel: String| {
+            Path::new(root).join(rel.trim_start_matches('/'))
+        };
+        ThawGuard {
+            prefix: format!("undead-frozen-{ns}-{pid}-"),
+            bases: vec![
+                (base(FREEZER, path(":freezer:")), "freezer.state", "THAWED"),
+                (base(UNIFIED, path("0::")), "cgroup.freeze", "0"),
+            ],
+        }
     }
 
-    fn dirs(&self) -> Vec<PathBuf> {
-        fs::read_dir(FREEZER)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| {
-                        e.file_name().to_string_lossy().starts_with(&self.0)
-                    })
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default()
+    fn dirs(&self) -> Vec<(PathBuf, &'static str, &'static str)> {
+        let mut out = Vec::new();
+        for (base, file, thawed) in &self.bases {
+            for e in fs::read_dir(base).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(&self.prefix) {
+                    out.push((e.path(), *file, *thawed));
+                }
+            }
+        }
+        out
     }
 }
 
 impl Drop for ThawGuard {
     fn drop(&mut self) {
-        for dir in self.dirs() {
-            let _ = fs::write(dir.join("freezer.state"), "THAWED");
+        for (dir, file, thawed) in self.dirs() {
+            let _ = fs::write(dir.join(file), thawed);
             let _ = wait_for(T, || {
                 let procs = fs::read_to_string(dir.join("cgroup.procs"));
                 let procs = procs.unwrap_or_default();
@@ -724,6 +766,47 @@ impl Drop for ThawGuard {
             });
         }
     }
+}
+
+/// cgroup v2 `cgroup.freeze` (undead started in a mount namespace without
+/// the v1 freezer, so the v2 hierarchy is what there is): no --unbounded
+/// needed, the victims show S and die on SIGKILL while frozen.
+fn frozen_v2_victims_die_on_sigkill(mode: Mode) {
+    if !Path::new(UNIFIED).join("cgroup.procs").exists() {
+        eprintln!("skipping: no cgroup v2 at {UNIFIED}");
+        return;
+    }
+    let _serial = crate::fuse::serial();
+    let no_v1 = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "umount /sys/fs/cgroup/freezer; exec \"$@\"",
+        "sh",
+    ];
+    let how = Launch { outer: &no_v1, ..Launch::default() };
+    let s = Session::launch(mode, &how, &[], &SLEEP);
+    let guard = ThawGuard::of(&s.u);
+    let v = s.raise(&["frozen", "2"]);
+    check!(s, v.len() == 2, "frozen 2: {v:?}");
+    let dirs = guard.dirs();
+    check!(s, dirs.len() == 1, "one cgroup: {dirs:?}");
+    check!(s, dirs[0].1 == "cgroup.freeze", "a v2 cgroup: {dirs:?}");
+    let events = fs::read_to_string(dirs[0].0.join("cgroup.events"));
+    check!(s, events.is_ok_and(|e| e.contains("frozen 1")), "frozen 1");
+    for p in &v {
+        check!(s, p.state() == Some('S'), "{p:?} frozen in S");
+    }
+    kill(v[0].pid, libc::SIGKILL);
+    s.until("SIGKILL ends a v2 frozen victim", T, || {
+        v[0].state().is_none_or(|st| st == 'Z')
+    });
+    check!(s, v[1].state() == Some('S'), "the other one is still there");
+    s.ok(&["release", "frozen"]);
+    s.until("cgroup removed", T, || guard.dirs().is_empty());
 }
 
 fn frozen_v1_stays_d_after_sigkill_until_released(mode: Mode) {
