@@ -1386,3 +1386,39 @@ fn docker_busy_volume_under_outliving_dstate() {
     assert!(vrm.stderr.contains("in use"), "{vrm:?}");
     assert!(freed >= Some(Duration::from_secs(12)), "{freed:?}");
 }
+
+/// Subreaper, undead SIGKILLed (no exit path of its own runs): every
+/// hazard but frozen goes by the kernel's parent-death signal, the hoppers
+/// within one period (they check their parent before each hop).
+#[test]
+fn sigkill_of_undead_subreaper_leaves_no_hazard() {
+    let s = Session::start(Mode::Subreaper, &[], &SLEEP);
+    let mut made = Vec::new();
+    for args in [
+        &["stopped", "1"][..],
+        &["deaf", "1", "--unheld"],
+        &["slow", "1", "--exit-after", "1h"],
+        &["escapee", "1"],
+    ] {
+        made.extend(s.raise(args));
+    }
+    s.ok(&["hopper", "2", "--every", "20ms", "--unheld"]);
+    let pgid = s
+        .hoppers()
+        .first()
+        .and_then(|&p| group_session(p))
+        .map_or(-1, |(g, _)| g);
+    check!(s, pgid > 0, "hoppers");
+    s.u.signal(libc::SIGKILL);
+    s.until("every kit process gone", T, || {
+        made.iter().all(|p| !p.present() || p.state() == Some('Z'))
+    });
+    // The group exists while any member does (even a zombie): ESRCH
+    // means every hopper is gone, which no /proc scan can tell for sure.
+    let left = wait_for(T, || {
+        // SAFETY: kill with signal 0 only checks; no memory is passed.
+        let r = unsafe { libc::kill(-pgid, 0) };
+        (r == -1).then_some(())
+    });
+    check!(s, left.is_some(), "hoppers outlived a SIGKILLed undead");
+}
