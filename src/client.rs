@@ -531,14 +531,13 @@ fn ps(json_out: bool, control: &str) {
             .iter()
             .map(|(p, wchan, kind)| {
                 format!(
-                    "{{\"pid\":{},\"ppid\":{},\"state\":\"{}\",\"comm\":{},\"wchan\":{},\"held\":{},\"unheld\":{}}}",
+                    "{{\"pid\":{},\"ppid\":{},\"state\":\"{}\",\"comm\":{},\"wchan\":{},\"held\":{}}}",
                     p.pid,
                     p.ppid,
                     p.state,
                     json::string(&p.comm),
                     json::string(wchan),
-                    kind.map_or("null".into(), |(k, _)| json::string(k)),
-                    kind.is_some_and(|(_, u)| u)
+                    kind.map_or("null".into(), |k| json::string(&label(k)))
                 )
             })
             .collect();
@@ -559,14 +558,16 @@ fn ps(json_out: bool, control: &str) {
                 p.state,
                 p.comm,
                 wchan,
-                match kind {
-                    None => "-".to_string(),
-                    Some((k, false)) => k.to_string(),
-                    Some((k, true)) => format!("{k} (unheld)"),
-                }
+                kind.map_or("-".to_string(), label)
             );
         }
     }
+}
+
+/// What `ps` shows in its HELD column (and `held` of `--json`): the kind,
+/// marked when undead does not hold it (`deaf (unheld)`).
+fn label((kind, unheld): (&str, bool)) -> String {
+    if unheld { format!("{kind} (unheld)") } else { kind.to_string() }
 }
 
 /// Abort (or list) the FUSE connections of undead's filesystems; thaw
