@@ -31,20 +31,36 @@ use crate::report::{self, Recorder};
 use crate::signals;
 use crate::spawn::{self, Group, SpawnPlan};
 use crate::status;
+use crate::teardown;
+
+/// How long a subreaper's exit keeps killing what is left (a released
+/// `--outlive` FUSE victim is SIGKILL-immune until the kernel frees it).
+const EXIT_KILL: Duration = Duration::from_secs(2);
 
 /// The one struct that owns undead's state.
 pub struct Init {
     cfg: Config,
     me: Pid,
     is_pid1: bool,
+    /// /proc is this PID namespace's: without it undead finds no
+    /// descendant there (their pids would name other processes).
+    proc_ok: bool,
     sigfd: SignalFd,
-    child: Pid,
+    /// The main child; `None` under `--pause`, which runs no command.
+    child: Option<Pid>,
+    /// `--pause` got SIGTERM/SIGINT: release and exit 0.
+    pause_ended: bool,
     child_exit: Option<ChildExit>,
     policy: Policy,
     /// End of `--withhold-reaping=DURATION`.
     withhold_until: Option<Instant>,
     /// When the remaining descendants get SIGKILL (`--grace`).
     kill_at: Option<Instant>,
+    /// The stop sequence's signal, once SIGTERM/SIGINT arrived (after
+    /// `-r`): the stragglers get it too once the child has exited.
+    stopping: Option<Signal>,
+    /// `--grace` ran out: kill on every wake-up until none is left.
+    killing: bool,
     reaped: u64,
     control: Option<Server>,
     kit: Kit,
@@ -77,6 +93,13 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     if let Some(sig) = cfg.pdeathsig {
         prctl::set_pdeathsig(sig).map_err(Error::Pdeathsig)?;
     }
+    let proc_ok = match procfs::not_ours() {
+        None => true,
+        Some(why) => {
+            error!("{why}");
+            false
+        }
+    };
     let mut kit = Kit::new(cfg.release_after);
     raise_at_start(&cfg, &mut kit).inspect_err(|_| {
         kit.release(&Release::All);
@@ -87,24 +110,29 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     let control = serve_control(&cfg).inspect_err(|_| {
         kit.release(&Release::All);
     })?;
-    let plan = SpawnPlan {
-        argv: &cfg.command,
-        group: if cfg.setsid { Group::Session } else { Group::ProcessGroup },
-        die_with_parent: !is_pid1,
-        signals: &child_signals,
-    };
-    let child = spawn::spawn_child(&plan)?;
-    // As PID 1 the kernel kills the namespace when undead dies.
-    let guard = if is_pid1 {
+    let child = if cfg.pause {
+        info!("--pause: no command; SIGTERM or SIGINT ends undead");
         None
     } else {
+        // A failed fork (pids.max) is an exit path undead controls too.
+        let started = start_child(&cfg, is_pid1, &child_signals);
+        Some(started.inspect_err(|_| {
+            kit.release(&Release::All);
+            if let Some(server) = &control {
+                server.remove();
+            }
+        })?)
+    };
+    // As PID 1 the kernel kills the namespace when undead dies. Without
+    // /proc, `--wait-all` waits for waitpid's ECHILD, which the guard
+    // (a child as long as undead lives) would never let come.
+    let guard = child.filter(|_| !is_pid1 && proc_ok).and_then(|child| {
         guard::spawn_guard(child)
             .inspect_err(|e| {
                 error!("failed to start undead-guard: {}", e.desc())
             })
             .ok()
-    };
-    info!("started child {child}: {}", cfg.command.join(" "));
+    });
     let now = Instant::now();
     Ok(Init {
         policy: match cfg.withhold {
@@ -118,16 +146,36 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         cfg,
         me,
         is_pid1,
+        proc_ok,
         sigfd,
         child,
+        pause_ended: false,
         child_exit: None,
         kill_at: None,
+        stopping: None,
+        killing: false,
         reaped: 0,
         control,
         kit,
         recorder: cfg_report.then(|| Recorder::new(started)),
         guard,
     })
+}
+
+fn start_child(
+    cfg: &Config,
+    is_pid1: bool,
+    signals: &signals::ChildSignalState,
+) -> Result<Pid, Error> {
+    let plan = SpawnPlan {
+        argv: &cfg.command,
+        group: if cfg.setsid { Group::Session } else { Group::ProcessGroup },
+        die_with_parent: !is_pid1,
+        signals,
+    };
+    let child = spawn::spawn_child(&plan)?;
+    info!("started child {child}: {}", cfg.command.join(" "));
+    Ok(child)
 }
 
 /// The control socket. An explicit `--control`/`UNDEAD_CONTROL` that
@@ -142,6 +190,13 @@ fn serve_control(cfg: &Config) -> Result<Option<Server>, Error> {
         }
         Err(errno) if cfg.control_explicit => {
             Err(Error::ControlBind { path: path.display().to_string(), errno })
+        }
+        Err(Errno::EADDRINUSE) => {
+            info!(
+                "no control socket: another undead answers on {}",
+                path.display()
+            );
+            Ok(None)
         }
         Err(errno) => {
             info!("no control socket at {}: {}", path.display(), errno.desc());
@@ -316,10 +371,10 @@ impl Init {
             Action::Ignore => {}
             Action::Reap => self.reap_zombies(),
             Action::Forward(sig) => self.forward_signal(sig),
-            Action::Shutdown(sig) => {
-                self.forward_signal(sig);
-                self.start_grace();
+            Action::Shutdown(_) if self.child.is_none() => {
+                self.pause_ended = true;
             }
+            Action::Shutdown(sig) => self.stop(sig),
             Action::Chaos(cmd) => return Some(self.raise(&cmd)),
             Action::Release(what) => return Some(self.release(&what)),
             Action::Snapshot => return Some(self.status()),
@@ -354,7 +409,8 @@ impl Init {
             self.end_withholding();
         }
         if matches!(what, Release::All | Release::Zombies) {
-            let drained = reaper::reap_zombies(self.child, Policy::ReapAll);
+            let drained =
+                reaper::reap_zombies(self.awaited_child(), Policy::ReapAll);
             released.extend(&drained.others);
             self.account(drained);
         }
@@ -372,6 +428,7 @@ impl Init {
             me: self.me,
             child: self.child,
             child_exit: self.child_exit,
+            proc_ok: self.proc_ok,
             withholding: self.policy == Policy::Withhold,
             withhold_until: self.withhold_until,
             release_after: self.kit.release_after(),
@@ -382,15 +439,25 @@ impl Init {
     }
 
     fn reap_zombies(&mut self) {
-        let drained = reaper::reap_zombies(self.child, self.policy);
+        let drained = reaper::reap_zombies(self.awaited_child(), self.policy);
         self.account(drained);
     }
 
+    /// The child while its status is still to be taken. It is taken once:
+    /// afterwards its pid may be reused by an unrelated process, which is
+    /// an ordinary orphan (its exit must not overwrite the child's).
+    fn awaited_child(&self) -> Option<Pid> {
+        self.child.filter(|_| self.child_exit.is_none())
+    }
+
     fn account(&mut self, drained: reaper::Drained) {
-        if let Some(exit) = drained.child {
-            info!("child {} {exit}", self.child);
+        if let (Some(exit), Some(child)) = (drained.child, self.child) {
+            info!("child {child} {exit}");
             self.child_exit = Some(exit);
             if self.cfg.wait_all {
+                if let Some(sig) = self.stopping {
+                    self.teardown().terminate(sig);
+                }
                 self.start_grace();
             }
         }
@@ -414,24 +481,43 @@ impl Init {
     /// Forward to the child, or to its process group with `-g` (tini -g):
     /// the child leads its own group, so the group id is its pid.
     fn forward_signal(&mut self, sig: Signal) {
+        let Some(child) = self.child else {
+            debug!("--pause: no child to forward {sig} to");
+            return;
+        };
         if self.child_exit.is_some() {
             // `--wait-all` after the child exited: the stragglers are what
             // undead waits for, so they get the signal (`docker stop` must
             // still end the container).
             if self.cfg.wait_all {
-                self.signal_descendants(sig);
+                self.teardown().signal(sig);
             }
             return;
         }
         let target = if self.cfg.pgroup {
-            Pid::from_raw(-self.child.as_raw())
+            Pid::from_raw(-child.as_raw())
         } else {
-            self.child
+            child
         };
         debug!("forwarding {sig} to {target}");
         if let Err(e) = kill(target, sig) {
             debug!("failed to forward {sig} to {target}: {}", e.desc());
         }
+    }
+
+    /// The stop sequence (SPEC §2): `sig` then SIGCONT to the child (or
+    /// its group), so a stopped child acts on the TERM instead of holding
+    /// it pending; once the child has exited (`--wait-all`), to every
+    /// remaining descendant undead does not hold. Then the `--grace` timer.
+    fn stop(&mut self, sig: Signal) {
+        self.stopping = Some(sig);
+        if self.child_exit.is_none() {
+            self.forward_signal(sig);
+            self.forward_signal(Signal::SIGCONT);
+        } else if self.cfg.wait_all {
+            self.teardown().terminate(sig);
+        }
+        self.start_grace();
     }
 
     fn start_grace(&mut self) {
@@ -479,58 +565,36 @@ impl Init {
         }
         if self.kill_at.is_some_and(|at| at <= now) {
             self.kill_at = None;
+            self.killing = true;
             info!("grace period over; killing every remaining descendant");
-            self.kill_descendants();
+        }
+        // Every wake-up (a SIGCHLD at least) until none is left: a process
+        // that forks as it is killed leaves a child the last scan missed.
+        if self.killing {
+            self.teardown().kill_all();
         }
     }
 
-    /// SIGKILL every process undead is responsible for. As PID 1,
-    /// `kill(-1)` reaches every process of the namespace but undead itself
-    /// (`kill(2)`); as a subreaper, the descendants found in /proc.
-    fn kill_descendants(&self) -> usize {
-        self.signal_descendants(Signal::SIGKILL)
-    }
-
-    /// Send `sig` to every descendant; returns how many were found (0 as
-    /// PID 1, where one `kill(-1)` reaches them all).
-    fn signal_descendants(&self, sig: Signal) -> usize {
-        if self.is_pid1 {
-            let _ = kill(Pid::from_raw(-1), sig);
-            return 0;
+    /// Who the teardown may signal: every descendant but what the kit
+    /// holds and the guard. `--unheld` processes are the workload's: the
+    /// stop sequence signals them and waits for them.
+    fn teardown(&self) -> teardown::Scope {
+        let held = self.kit.held();
+        let spare = held.iter().filter(|h| !h.unheld).map(|h| h.pid);
+        teardown::Scope {
+            me: self.me,
+            is_pid1: self.is_pid1,
+            proc_ok: self.proc_ok,
+            child_group: self.child,
+            spare: spare.chain(self.guard_pid()).collect(),
         }
-        let left = procfs::descendants_of(self.me);
-        for &pid in &left {
-            let _ = kill(pid, sig);
-        }
-        left.len()
-    }
-
-    /// Subreaper exit: SIGKILL every descendant and reap them, waiting for
-    /// SIGCHLD (not sleeping) between rounds: a killed grandchild reaches
-    /// undead only when its parent dies and the kernel reparents it.
-    fn kill_and_reap_all(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        self.policy = Policy::ReapAll;
-        while self.kill_descendants() > 0 {
-            self.reap_zombies();
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            if procfs::children(self.me).is_some_and(|c| c.is_empty()) {
-                break;
-            }
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
-            if matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(1..)) {
-                let _ = signals::read_pending(&self.sigfd);
-            }
-        }
-        self.reap_zombies();
     }
 
     /// The exit code once undead should exit, else `None`.
     fn exit_code(&self) -> Option<u8> {
+        if self.pause_ended {
+            return Some(0);
+        }
         let exit = self.child_exit?;
         if self.cfg.wait_all && self.has_descendants() {
             return None;
@@ -541,19 +605,18 @@ impl Init {
     /// Live descendants other than what the kit holds (released at exit)
     /// and the guard. Zombies do not count: they are reaped or withheld.
     fn has_descendants(&self) -> bool {
-        // `--unheld` processes are the workload's: waited for.
-        let held: Vec<Pid> = self
-            .kit
-            .held()
-            .iter()
-            .filter(|h| !h.unheld)
-            .map(|h| h.pid)
-            .collect();
-        procfs::descendants_of(self.me).into_iter().any(|p| {
-            !held.contains(&p)
-                && Some(p) != self.guard_pid()
-                && procfs::state_of(p).is_some_and(|s| s != 'Z')
-        })
+        if !self.proc_ok {
+            return reaper::has_children();
+        }
+        self.teardown().any_left()
+    }
+
+    /// Every descendant in /proc; none when /proc is not ours.
+    fn descendants(&self) -> Vec<Pid> {
+        if !self.proc_ok {
+            return Vec::new();
+        }
+        procfs::descendants_of(self.me)
     }
 
     fn guard_pid(&self) -> Option<Pid> {
@@ -572,7 +635,8 @@ impl Init {
             server.remove();
         }
         if let (Some(rec), Some(path)) = (&self.recorder, &self.cfg.report) {
-            let remaining: Vec<procfs::Proc> = procfs::descendants_of(self.me)
+            let remaining: Vec<procfs::Proc> = self
+                .descendants()
                 .into_iter()
                 .filter(|p| Some(*p) != self.guard_pid())
                 .filter_map(procfs::read_proc)
@@ -591,7 +655,15 @@ impl Init {
             report::write(path, &rec.render(&ending));
         }
         if !self.is_pid1 {
-            self.kill_and_reap_all(Duration::from_secs(2));
+            // Nothing is spared any more: the kit has released, and the
+            // guard goes with the rest.
+            let scope =
+                teardown::Scope { spare: Vec::new(), ..self.teardown() };
+            self.policy = Policy::ReapAll;
+            teardown::kill_until_none(&scope, EXIT_KILL, |wait| {
+                self.reap_zombies();
+                teardown::wait_for_signal(&self.sigfd, wait);
+            });
         }
         info!("exiting with {code}");
         code

@@ -30,6 +30,7 @@ mod signals;
 mod spawn;
 mod status;
 mod sys;
+mod teardown;
 
 /// The whole program; returns the exit code.
 #[cfg_attr(test, allow(dead_code))]

@@ -225,11 +225,15 @@ impl Fuse {
             .spawn()
             .unwrap();
         let outer = child.id() as i32;
-        // Found by comm: `setpriv` (or unshare's fork) execs undead.
+        // Found by comm: `setpriv` (or unshare's fork) execs undead. The
+        // process we started first: as a subreaper it *is* undead, and its
+        // children (the main child before its exec, undead-guard before it
+        // names itself) are called `undead` for a moment too; taking one of
+        // them for undead made `descendants(f.pid)` empty (a flaky test).
         let pid = wait_for(T, || {
-            let mut c = children_of(outer);
-            c.push(outer);
-            c.into_iter().find(|&p| comm(p).as_deref() == Some("undead"))
+            std::iter::once(outer)
+                .chain(children_of(outer))
+                .find(|&p| comm(p).as_deref() == Some("undead"))
         });
         let f = Fuse {
             mode,

@@ -846,31 +846,11 @@ fn frozen_v1_stays_d_after_sigkill_until_released(mode: Mode) {
 // The stop sequence against the hazards (SPEC §2)
 // ---------------------------------------------------------------------------
 
-both_modes!(deaf_unheld_wait_all_grace_then_kill);
-
-/// Tests of the §2 stop sequence, which branch `cdef` implements: until
-/// it is merged they fail (that failure is the negative control: without
-/// SIGCONT the stopped child's TERM stays pending; without TERM to the
-/// unheld descendants the whole grace is spent). Remove the `ignore` at
-/// the merge.
-macro_rules! both_modes_after_cdef {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            #[ignore = "needs the SPEC §2 stop sequence (branch cdef)"]
-            fn pid1() {
-                super::$name(super::Mode::Pid1);
-            }
-            #[test]
-            #[ignore = "needs the SPEC §2 stop sequence (branch cdef)"]
-            fn subreaper() {
-                super::$name(super::Mode::Subreaper);
-            }
-        }
-    )*};
-}
-
-both_modes_after_cdef!(
+// Before the stop sequence of branch `cdef` the last two failed: the
+// stopped child's TERM stayed pending (undead exited only at the test's 5 s
+// bound), and the unheld slow never got TERM (the whole 20 s grace).
+both_modes!(
+    deaf_unheld_wait_all_grace_then_kill,
     stopped_child_ends_on_term_with_cont,
     slow_unheld_wait_all_gets_term_and_drains,
 );
@@ -1161,7 +1141,6 @@ fn docker_deaf_unheld_wait_all_grace() {
 /// `slow 1 --exit-after 2s --unheld` with `--wait-all --grace 20s`:
 /// `docker stop` takes about the 2 s drain. Needs branch `cdef`.
 #[test]
-#[ignore = "needs the SPEC §2 stop sequence (branch cdef)"]
 fn docker_slow_unheld_drains_within_the_grace() {
     if !engine::available("docker_slow_unheld_drains_within_the_grace") {
         return;
@@ -1201,7 +1180,6 @@ const STOP_SELF: &str = "kill -STOP $$; sleep 600";
 /// A stopped main command: undead sends SIGCONT after the forwarded TERM,
 /// so `docker stop` ends it at once. Needs branch `cdef`.
 #[test]
-#[ignore = "needs the SPEC §2 stop sequence (branch cdef)"]
 fn docker_stopped_child_ends_at_once() {
     if !engine::available("docker_stopped_child_ends_at_once") {
         return;

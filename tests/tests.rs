@@ -28,3 +28,6 @@ mod kit;
 /// The undead kit III: stopped, deaf, slow, escapee, hopper, frozen,
 /// dstate --cwd, and their teardown on Docker.
 mod hazards;
+
+/// Reliability: PID 1 never dies, blocks or lies; --pause; stop sequence.
+mod reliability;

@@ -11,7 +11,6 @@ use std::fmt;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{self, ForkResult, Pid};
 
@@ -395,10 +394,7 @@ pub fn spawn_each(
 fn preamble(parent: Pid, pdeathsig: bool) {
     let _ = sys::close_all_except(&mut [0, 1, 2]);
     if pdeathsig {
-        let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-        if unistd::getppid() != parent {
-            sys::exit_now(1);
-        }
+        sys::die_with_parent(parent);
     }
     for sig in Signal::iterator() {
         if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {

@@ -15,7 +15,6 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{self, ForkResult, Pid};
 
@@ -47,17 +46,16 @@ pub fn spawn_vfork_holder(
     }
 }
 
-/// The holder's side; never returns. Async-signal-safe syscalls only.
+/// The holder's side; never returns. Async-signal-safe syscalls, plus
+/// the one allocation of `sys::vfork_stall` (sound because undead is
+/// single-threaded, see `sys`).
 fn run_holder(stack: &mut [u8], parent: Pid, cwd: RawFd) -> ! {
     sys::set_comm(c"undead-vfork");
     let _ = sys::close_all_except(&mut [0, 1, 2, cwd]);
     if cwd >= 0 && sys::fchdir(cwd).is_err() {
         sys::exit_now(1);
     }
-    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-    if unistd::getppid() != parent {
-        sys::exit_now(1);
-    }
+    sys::die_with_parent(parent);
     for sig in IGNORED {
         let _ = sys::ignore_signal(sig);
     }
@@ -68,10 +66,7 @@ fn run_holder(stack: &mut [u8], parent: Pid, cwd: RawFd) -> ! {
     // The name comes last: the kit waits for it, so once it shows, the
     // pdeathsig is armed too.
     let mut stall = move || -> isize {
-        let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-        if unistd::getppid() != me {
-            sys::exit_now(1);
-        }
+        sys::die_with_parent(me);
         sys::set_comm(c"undead-vstall");
         sys::pause_forever()
     };

@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::prctl;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::sys;
@@ -42,7 +41,8 @@ pub fn spawn_zombies(n: usize, wait: Duration) -> (Vec<Pid>, Option<Errno>) {
         Ok(stacks) => stacks,
         Err(e) => return (Vec::new(), Some(e)),
     };
-    let mut made = Vec::with_capacity(n);
+    // Nothing sized by `n` up front: `n` may be large (up to pid_max).
+    let mut made = Vec::new();
     let mut errno = None;
     for i in 0..n {
         match stacks.spawn_zombie(i) {
@@ -100,14 +100,13 @@ pub fn spawn_holder(
     }
 }
 
-/// The holder's side; never returns. Async-signal-safe syscalls only.
+/// The holder's side; never returns. Async-signal-safe syscalls, plus
+/// the one allocation of `sys::spawn_instant_zombie` (sound because undead
+/// is single-threaded, see `sys`).
 fn run_holder(n: usize, stack: &mut [u8], report: &OwnedFd, parent: Pid) -> ! {
     sys::set_comm(c"undead-zholder");
     let _ = sys::close_all_except(&mut [0, 1, 2, report.as_raw_fd()]);
-    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-    if unistd::getppid() != parent {
-        sys::exit_now(1);
-    }
+    sys::die_with_parent(parent);
     let mut made: u32 = 0;
     let mut errno: i32 = 0;
     for _ in 0..n {
