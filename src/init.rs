@@ -214,7 +214,8 @@ fn serve_control(cfg: &Config) -> Result<Option<Server>, Error> {
     }
 }
 
-/// `--zombies N`, `--dstate N`: all or nothing at start.
+/// `--zombies N`, `--dstate N`, then each `--raise`: all or nothing at
+/// start.
 fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
     let asks = [
         (cfg.zombies, ChaosCmd::Zombies { n: cfg.zombies, holder: false }),
@@ -224,10 +225,12 @@ fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
                 n: cfg.dstate,
                 kind: cfg.dstate_kind,
                 outlive: None,
+                cwd: None,
             },
         ),
     ];
-    for (n, cmd) in asks.into_iter().filter(|(n, _)| *n > 0) {
+    let raises = cfg.raise.iter().map(|cmd| (1, cmd.clone()));
+    for (n, cmd) in asks.into_iter().filter(|(n, _)| *n > 0).chain(raises) {
         let made = kit.create(&cmd);
         if let Some(why) = made.error {
             return Err(Error::RaiseAtStart(why));
@@ -475,10 +478,11 @@ impl Init {
     }
 
     /// Who the teardown may signal: every descendant but what the kit
-    /// holds and the guard.
+    /// holds and the guard. `--unheld` processes are the workload's: the
+    /// stop sequence signals them and waits for them.
     fn teardown(&self) -> teardown::Scope {
         let held = self.kit.held();
-        let spare = held.iter().map(|h| h.pid);
+        let spare = held.iter().filter(|h| !h.unheld).map(|h| h.pid);
         teardown::Scope {
             me: self.me,
             is_pid1: self.is_pid1,

@@ -33,6 +33,9 @@ mod dropin;
 /// The loop: the order of events that arrive in one wake-up.
 mod r#loop;
 
+/// The undead kit III: stopped, deaf, slow, escapee, hopper, frozen,
+/// dstate --cwd, and their teardown on Docker.
+mod hazards;
 /// Podman: --init-path, undead as ENTRYPOINT with the kit, pods with
 /// undead as the infra container (engines/ scenarios).
 mod podman;

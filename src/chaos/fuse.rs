@@ -212,9 +212,11 @@ impl FuseHold {
     /// are `D`, or give up after ~3 s (killing and reaping what it forked).
     /// `outlive`: the victims also hold the descriptor and the kernel
     /// aborts the connection by itself within `outlive_window(T)`.
+    /// `cwd`: a directory each victim keeps open and works in.
     pub fn create(
         n: usize,
         outlive: Option<Duration>,
+        cwd: Option<&OwnedFd>,
     ) -> Result<FuseHold, FuseError> {
         let outlive = outlive.map(timeout_secs).transpose()?;
         let lasts =
@@ -249,7 +251,9 @@ impl FuseHold {
             buf: vec![0; BUF_LEN],
         };
         let mut spawned = Vec::new();
-        match hold.setup(n, Instant::now() + SETUP_LIMIT, &mut spawned) {
+        let cwd = cwd.map_or(-1, AsRawFd::as_raw_fd);
+        let deadline = Instant::now() + SETUP_LIMIT;
+        match hold.setup(n, deadline, cwd, &mut spawned) {
             Ok(()) => Ok(hold),
             Err(e) => {
                 hold.abandon(&spawned);
@@ -263,11 +267,12 @@ impl FuseHold {
         &mut self,
         n: usize,
         deadline: Instant,
+        cwd: RawFd,
         spawned: &mut Vec<Pid>,
     ) -> Result<(), FuseError> {
         let ns = self.mount_privately(deadline, spawned)?;
         self.pump(deadline, "FUSE_INIT", |h| Ok(h.initialized))?;
-        let primer = self.spawn_reader(&ns, false)?;
+        let primer = self.spawn_reader(&ns, false, -1)?;
         spawned.push(primer);
         self.pump(deadline, "the primer's READ", |h| {
             h.reader(primer, "primer", |h| h.holds(primer))
@@ -283,7 +288,8 @@ impl FuseHold {
         })?;
         spawned.retain(|p| *p != primer);
         for _ in 0..n {
-            let pid = match self.spawn_reader(&ns, self.outlive.is_some()) {
+            let keep_dev = self.outlive.is_some();
+            let pid = match self.spawn_reader(&ns, keep_dev, cwd) {
                 Ok(pid) => pid,
                 // pids.max: keep the ones made and say why, as every
                 // kind of the kit does ("made 3 of 5 ...").
@@ -375,11 +381,15 @@ impl FuseHold {
 
     /// Fork a reader (primer or victim): join the namespace, open the file,
     /// close every other descriptor (an `outlive` victim keeps its copy of
-    /// /dev/fuse), read one byte, `_exit`.
+    /// /dev/fuse, a `--cwd` victim its directory), read one byte, `_exit`.
+    /// `setns` moves the working directory to the namespace's root, so
+    /// `fchdir(cwd)` comes after it: the descriptor still names the
+    /// directory (and mount) of undead's namespace.
     fn spawn_reader(
         &self,
         ns: &OwnedFd,
         keep_dev: bool,
+        cwd: RawFd,
     ) -> Result<Pid, FuseError> {
         let path = cstring(&format!("{MOUNTPOINT}/{FILE_NAME}"))?;
         let name = cstring(COMM)?;
@@ -390,10 +400,13 @@ impl FuseHold {
             if setns(ns, CloneFlags::CLONE_NEWNS).is_err() {
                 return EXIT_SETNS;
             }
+            if cwd >= 0 && sys::fchdir(cwd).is_err() {
+                return EXIT_OPEN;
+            }
             let Ok(file) = open(&*path, OFlag::O_RDONLY, Mode::empty()) else {
                 return EXIT_OPEN;
             };
-            let _ = sys::close_all_except(&mut [file.as_raw_fd(), dev]);
+            let _ = sys::close_all_except(&mut [file.as_raw_fd(), dev, cwd]);
             let _ = read(&file, &mut [0u8; 1]); // never answered
             0
         })

@@ -7,16 +7,30 @@
 //! state (Z or D in /proc), within a bound; it stops at the first fork
 //! failure (EAGAIN at `pids.max`) and says how many it made.
 
+mod cwd;
+mod deaf;
+mod frozen;
 mod fuse;
+mod hazard;
+mod hopper;
 mod rescue;
+mod select;
+mod settle;
+mod slow;
+mod stopped;
 mod vfork;
 mod zombie;
 
+use cwd::open_dir;
 #[cfg(fuzzing)]
 pub use fuse::fuzz_serve;
+pub use hazard::{HazardCmd, HazardKind, hazard_words};
 pub use rescue::rescue;
+pub(crate) use settle::settle;
+use settle::{await_comm, await_state};
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -57,8 +71,19 @@ impl Kind {
 /// A creation request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChaosCmd {
-    Zombies { n: usize, holder: bool },
-    Dstate { n: usize, kind: Kind, outlive: Option<Duration> },
+    Zombies {
+        n: usize,
+        holder: bool,
+    },
+    /// `cwd`: the victims' working directory, kept busy (§3.4).
+    Dstate {
+        n: usize,
+        kind: Kind,
+        outlive: Option<Duration>,
+        cwd: Option<PathBuf>,
+    },
+    /// `stopped`, `deaf`, `slow`, `escapee`, `hopper`, `frozen`.
+    Hazard(HazardCmd),
 }
 
 /// What to release.
@@ -67,6 +92,8 @@ pub enum Release {
     All,
     Zombies,
     Dstate,
+    /// `release stopped hopper …`
+    Hazards(Vec<HazardKind>),
     Pids(Vec<Pid>),
 }
 
@@ -91,6 +118,8 @@ pub struct HeldProc {
     pub pid: Pid,
     pub kind: &'static str,
     pub since: Instant,
+    /// `--unheld`: shown with its kind, but not released by undead.
+    pub unheld: bool,
 }
 
 /// One unit of holding: released together.
@@ -103,6 +132,8 @@ enum Unit {
     Vfork { holder: Pid, stall: Option<Pid> },
     /// A FUSE connection and its `undead-fuse` victims.
     Fuse(fuse::FuseHold),
+    /// A hazard of SPEC §3.4.
+    Hazard(hazard::Holding),
 }
 
 impl Unit {
@@ -119,6 +150,9 @@ impl Unit {
             }
             Unit::Fuse(hold) => {
                 hold.victims().iter().map(|&v| (v, "fuse")).collect()
+            }
+            Unit::Hazard(h) => {
+                h.pids().into_iter().map(|p| (p, h.kind().name())).collect()
             }
         }
     }
@@ -167,18 +201,31 @@ impl Kit {
         if self.stack.is_empty() {
             self.stack = vec![0; STACK_SIZE];
         }
+        let cwd = match cmd {
+            ChaosCmd::Dstate { cwd: Some(path), .. } => match open_dir(path) {
+                Ok(fd) => Some(fd),
+                Err(why) => {
+                    return Created { error: Some(why), ..<_>::default() };
+                }
+            },
+            _ => None,
+        };
         let (units, error) = match *cmd {
             ChaosCmd::Zombies { n, holder: false } => self.create_zombies(n),
             ChaosCmd::Zombies { n, holder: true } => self.create_holder(n),
-            ChaosCmd::Dstate { n, kind: Kind::Vfork, outlive: None } => {
-                self.create_vforks(n)
-            }
+            ChaosCmd::Dstate {
+                n, kind: Kind::Vfork, outlive: None, ..
+            } => self.create_vforks(n, cwd.as_ref()),
             ChaosCmd::Dstate { kind: Kind::Vfork, .. } => (
                 Vec::new(),
                 Some("--outlive applies to --kind fuse only".to_string()),
             ),
-            ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive } => {
-                create_fuse(n, outlive)
+            ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive, .. } => {
+                create_fuse(n, outlive, cwd.as_ref())
+            }
+            ChaosCmd::Hazard(ref h) => {
+                let (made, error) = hazard::create(h, OBSERVE);
+                (made.into_iter().map(Unit::Hazard).collect(), error)
             }
         };
         let pids = units
@@ -189,6 +236,7 @@ impl Kit {
                 Unit::Holder(h) => {
                     std::iter::once(h.pid).chain(h.zombies.clone()).collect()
                 }
+                Unit::Hazard(h) => h.pids(),
                 other => vec![other.procs()[0].0],
             })
             .collect();
@@ -227,11 +275,15 @@ impl Kit {
         }
     }
 
-    fn create_vforks(&mut self, n: usize) -> (Vec<Unit>, Option<String>) {
+    fn create_vforks(
+        &mut self,
+        n: usize,
+        cwd: Option<&OwnedFd>,
+    ) -> (Vec<Unit>, Option<String>) {
         let mut holders = Vec::new();
         let mut errno = None;
         for _ in 0..n {
-            match vfork::spawn_vfork_holder(&mut self.stack) {
+            match vfork::spawn_vfork_holder(&mut self.stack, cwd) {
                 Ok(pid) => holders.push(pid),
                 Err(e) => {
                     errno = Some(e);
@@ -275,17 +327,9 @@ impl Kit {
     /// until the released processes are dead, so the caller's drain can
     /// reap them and the reply means "gone".
     pub fn release(&mut self, what: &Release) -> Vec<Pid> {
-        let take = |unit: &Unit| match what {
-            Release::All => true,
-            Release::Zombies => unit.is_zombie_kind(),
-            Release::Dstate => !unit.is_zombie_kind(),
-            Release::Pids(pids) => {
-                unit.procs().iter().any(|(p, _)| pids.contains(p))
-            }
-        };
         let (taken, kept) = std::mem::take(&mut self.units)
             .into_iter()
-            .partition(|(u, _)| take(u));
+            .partition(|(u, _)| u.taken_by(what));
         self.units = kept;
         self.release_units(taken.into_iter().map(|(u, _)| u).collect())
     }
@@ -300,6 +344,7 @@ impl Kit {
         self.units.retain_mut(|(unit, _)| match unit {
             Unit::Holder(h) => !reaped.contains(&h.pid),
             Unit::Vfork { holder, .. } => !reaped.contains(holder),
+            Unit::Hazard(h) => !h.reaped(reaped),
             Unit::Zombie(_) => true,
             Unit::Fuse(hold) => hold.forget(reaped),
         });
@@ -313,7 +358,7 @@ impl Kit {
         let Some(after) = self.release_after else { return Vec::new() };
         let (taken, kept) = std::mem::take(&mut self.units)
             .into_iter()
-            .partition(|(_, since)| *since + after <= now);
+            .partition(|(u, since)| !u.is_unheld() && *since + after <= now);
         self.units = kept;
         self.release_units(taken.into_iter().map(|(u, _)| u).collect())
     }
@@ -326,6 +371,7 @@ impl Kit {
                     pid,
                     kind,
                     since: *since,
+                    unheld: u.is_unheld(),
                 })
             })
             .collect()
@@ -356,7 +402,11 @@ impl Source for Kit {
     /// When the next unit reaches `--release-after`.
     fn next_deadline(&self) -> Option<Instant> {
         let after = self.release_after?;
-        self.units.iter().map(|(_, since)| *since + after).min()
+        self.units
+            .iter()
+            .filter(|(u, _)| !u.is_unheld())
+            .map(|(_, since)| *since + after)
+            .min()
     }
 
     /// Serve readable FUSE requests; drop released connections whose
@@ -383,47 +433,6 @@ impl Source for Kit {
 fn shortfall(made: usize, wanted: usize, what: &str, e: Errno) -> String {
     let hint = if e == Errno::EAGAIN { " (pids.max reached?)" } else { "" };
     format!("made {made} of {wanted} {what}s: fork failed: {}{hint}", e.desc())
-}
-
-/// Wait until every pid shows `state` in /proc (at most `OBSERVE`);
-/// returns those that do. A process that is gone or dead (Z, X) never
-/// will, so it is not waited for: a vfork holder whose clone failed at
-/// `pids.max` exits, and must not hold the verb for the whole bound.
-fn await_state(pids: Vec<Pid>, state: char) -> Vec<Pid> {
-    settle(&pids, OBSERVE, |p| {
-        procfs::state_of(p)
-            .is_none_or(|s| s == state || matches!(s, 'Z' | 'X'))
-    });
-    pids.into_iter().filter(|&p| procfs::state_of(p) == Some(state)).collect()
-}
-
-/// Wait (at most `OBSERVE`) until each pid shows `comm` in /proc. A
-/// stalled child names itself only once it runs, which may be after its
-/// holder already shows D; naming itself is its last step before it
-/// stalls, so the name also means its pdeathsig is armed.
-fn await_comm(pids: &[Pid], comm: &str) {
-    settle(pids, OBSERVE, |p| {
-        procfs::read_proc(p).is_none_or(|q| q.comm == comm)
-    });
-}
-
-/// Poll `done` over `pids` (every 50 µs, at most `wait`) until it holds for
-/// all; returns those for which it never did. The one bounded wait behind
-/// every "observably in the promised state" of the kit.
-pub(crate) fn settle(
-    pids: &[Pid],
-    wait: Duration,
-    done: impl Fn(Pid) -> bool,
-) -> Vec<Pid> {
-    let deadline = Instant::now() + wait;
-    let mut pending = pids.to_vec();
-    loop {
-        pending.retain(|&p| !done(p));
-        if pending.is_empty() || Instant::now() >= deadline {
-            return pending;
-        }
-        std::thread::sleep(Duration::from_micros(50));
-    }
 }
 
 impl Kit {
@@ -469,6 +478,7 @@ impl Kit {
                     dying.extend(hold.victims());
                     fuse_released.push(hold);
                 }
+                Unit::Hazard(h) => dying.extend(h.release(OBSERVE)),
             }
         }
         let me = nix::unistd::getpid();
@@ -499,8 +509,9 @@ impl Kit {
 fn create_fuse(
     n: usize,
     outlive: Option<Duration>,
+    cwd: Option<&OwnedFd>,
 ) -> (Vec<Unit>, Option<String>) {
-    match fuse::FuseHold::create(n, outlive) {
+    match fuse::FuseHold::create(n, outlive, cwd) {
         Ok(hold) => {
             let error = hold
                 .shortfall()
