@@ -966,7 +966,12 @@ fn switches(pid: i32) -> u64 {
 
 both_modes!(idle_undead_never_wakes);
 fn idle_undead_never_wakes(mode: Mode) {
-    let u = Undead::start(mode, &["--", "sleep", "1000"]);
+    // A control socket of its own: at the default path, other tests'
+    // clients (and a second undead probing whether the path is live)
+    // would connect to it, and a connection wakes undead by design.
+    let dir = Scratch::new("idle");
+    let sock = dir.sock();
+    let u = Undead::start(mode, &["--control", &sock, "--", "sleep", "1000"]);
     u.main_child("sleep", T).unwrap();
     // Let start-up settle: the count stops moving for three samples while
     // undead sleeps (S). Under load a runnable undead (R) that waits for a
