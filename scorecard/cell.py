@@ -147,7 +147,7 @@ def run_cell(engine, h, op, grace, bound, op_timeout, support):
             "bound_s": bound, "op_timeout_s": op_timeout, "signal": op.signal, "removes": op.removes}
     why = support or engine.can(h)
     if why:
-        cell.update(status="skipped", reason=why)
+        cell.update(status="skipped", reason=why, verdict="skipped", undead_problems=[])
         return cell
     needs_lock = "fuse" in h.needs
     lock = host.FuseLock() if needs_lock else contextlib.nullcontext()
@@ -163,6 +163,8 @@ def run_cell(engine, h, op, grace, bound, op_timeout, support):
                             undead_fault=True)
             else:
                 box = make_box(engine, st, h)
+                cell["box"] = {"id": box.id, "init_pid": box.init_pid, "pidns": box.pidns,
+                               "cgroups": box.cgroups, "rootfs": box.rootfs}
                 failed = raise_hazard(engine, st, h, cell)
                 if failed:
                     reason, fault, skipped = failed
