@@ -11,10 +11,12 @@ import subprocess
 import threading
 import time
 
+from engines.docker import Ran
 from scorecard import hazards, host, verdict
 
 CONFIRM_S = 20.0   # raising and confirming a hazard
 READY_S = 20.0     # undead answering after the container started
+SETTLE_S = 5.0     # the engine noticing that the container's processes are gone
 
 
 def log(*a):
@@ -70,9 +72,10 @@ def raise_hazard(engine, st, h, cell):
 
 def make_box(engine, st, h):
     pid = st["pid"]
-    box = host.Box(id=st["id"], init_pid=pid, pidns=host.pidns_of(pid),
+    box = host.Box(id=st["id"], init_pid=pid,
                    cgroups=host.parse_cgroup_file(host.read("/proc/%d/cgroup" % pid)),
                    rootfs=st.get("rootfs", ""), shim_words=engine.shim_words(st))
+    box.hold_ns()
     return box
 
 
@@ -80,7 +83,13 @@ def operate_and_watch(engine, st, box, op, grace, op_timeout, bound):
     """Runs the operation in a thread while polling the host; returns (ran, gone_s)."""
     result = {}
     t0 = time.monotonic()
-    th = threading.Thread(target=lambda: result.update(r=engine.operate(st, op, grace, op_timeout)))
+    def target():
+        try:
+            result["r"] = engine.operate(st, op, grace, op_timeout)
+        except Exception as e:  # the engine's client broke: the cell says so, the run goes on
+            result["r"] = Ran([op.name], None, "", "scorecard: %s: %s" % (type(e).__name__, e))
+
+    th = threading.Thread(target=target)
     th.start()
     gone_s = op_end = None
     while True:
@@ -180,6 +189,8 @@ def run_cell(engine, h, op, grace, bound, op_timeout, support):
             cell["cleanup"] = clean_up(engine, st, box, h, needs_lock)
         except Exception as e:
             cell["cleanup"] = {"actions": ["cleanup failed: %s" % e], "needed": True, "ok": False}
+        if box is not None:
+            box.release_ns()
     cell["cell_s"] = round(time.monotonic() - t_cell, 2)
     cell["verdict"] = verdict.verdict(cell)
     cell["undead_problems"] = verdict.undead_problems(cell, h.on_term, h.on_kill)
@@ -190,6 +201,13 @@ def measure(engine, st, box, op, grace, bound, op_timeout, cell):
     ran, gone_s = operate_and_watch(engine, st, box, op, grace, op_timeout, bound)
     cell["op"] = dict(ran.as_json(), name=op.name)
     cell["gone_s"] = round(gone_s, 3) if gone_s is not None else None
+    # The engine learns of the exit a moment after the kernel: give it that moment (bounded).
+    def settled():
+        s = engine.state(st)
+        return not (s["running"] or (op.removes and s["exists"]))
+
+    if gone_s is not None:
+        host.wait_until(settled, SETTLE_S, step=0.2)
     cell["after"] = engine.state(st)
     left = host.leftovers(box)
     if not op.removes:

@@ -42,6 +42,21 @@ class Box:
     rootfs: str = ""             # the rootfs mount point on the host (overlay merged dir)
     shim_words: list = field(default_factory=list)  # every word must be in a shim's cmdline
     fuse_conns: set = field(default_factory=set)    # FUSE connection ids of the cell's victims
+    ns_fd: int = -1              # held open for the cell: the kernel cannot reuse the ns's inode
+                                 # number for another container while we match processes by it
+
+    def hold_ns(self):
+        """Pins the pid namespace (its inode number identifies the box's processes)."""
+        try:
+            self.ns_fd = os.open("/proc/%d/ns/pid" % self.init_pid, os.O_RDONLY | os.O_CLOEXEC)
+            self.pidns = os.readlink("/proc/self/fd/%d" % self.ns_fd)
+        except OSError:
+            self.pidns = ""
+
+    def release_ns(self):
+        if self.ns_fd >= 0:
+            os.close(self.ns_fd)
+            self.ns_fd = -1
 
 
 # ---------------------------------------------------------------- pure parsers
