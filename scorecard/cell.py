@@ -72,8 +72,11 @@ def raise_hazard(engine, st, h, cell):
 
 def make_box(engine, st, h):
     pid = st["pid"]
-    box = host.Box(id=st["id"], init_pid=pid,
-                   cgroups=host.parse_cgroup_file(host.read("/proc/%d/cgroup" % pid)),
+    # A cgroup the scorecard itself is in (or below) is not the container's own: never match by it.
+    ours = host.parse_cgroup_file(host.read("/proc/self/cgroup"))
+    dirs = [d for d in host.parse_cgroup_file(host.read("/proc/%d/cgroup" % pid))
+            if not any(o == d or o.startswith(d + "/") for o in ours)]
+    box = host.Box(id=st["id"], init_pid=pid, cgroups=dirs,
                    rootfs=st.get("rootfs", ""), shim_words=engine.shim_words(st))
     box.hold_ns()
     return box

@@ -23,7 +23,9 @@ def engine_flags(cell):
     flags = {"slow": [], "stuck": [], "leak": []}
     if op.get("timed_out"):
         flags["stuck"].append("the operation did not return within %ss" % cell.get("op_timeout_s"))
-    elif op.get("code") not in (0, None):
+    elif op.get("code") is None:
+        flags["stuck"].append("the operation could not run: %s" % (op.get("stderr") or "")[-120:])
+    elif op.get("code") != 0:
         flags["stuck"].append("the operation failed (exit %s)" % op.get("code"))
     if after.get("running"):
         flags["stuck"].append("the container still ran after the operation")
@@ -61,7 +63,8 @@ def undead_problems(cell, on_term, on_kill):
     report = cell.get("report")
     left = cell.get("left", {}).get("processes", [])
     mine = [p for p in left if " undead" in p]
-    if sig == "TERM" and on_term == "exits":
+    delivered = cell.get("op", {}).get("code") == 0  # else the engine never got the signal there
+    if sig == "TERM" and on_term == "exits" and delivered:
         if report is None:
             problems.append("no teardown report after SIGTERM (%s)" % cell.get("report_note", ""))
         else:
