@@ -24,3 +24,6 @@ mod report;
 
 /// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
 mod kit;
+
+/// The teardown scorecard: its Python unit tests and the --quick Docker run.
+mod scorecard;
