@@ -85,6 +85,8 @@ class Docker:
         self.undead, self.busybox, self.docker = undead, busybox, docker
         self.image = None
         self.tmp = None
+        self.privileged = None   # can this engine run --privileged containers here? (probed once)
+        self.notes = []          # what the tables must say about how this engine was driven
 
     def d(self, *args, timeout=60.0):
         return run([self.docker] + list(args), timeout=timeout)
@@ -147,7 +149,7 @@ class Docker:
         if "fuse" in hazard.needs:
             args += ["--cap-add", "SYS_ADMIN", "--device", "/dev/fuse"]
         if "privileged" in hazard.needs:
-            args += ["--privileged"]
+            args += self.privileged_args()
         if "volume" in hazard.needs:
             args += ["-v", "/data"]  # anonymous: `rm -v` removes it with the container
         args += [self.image, "--report", REPORT, "--release-after", "5m"] + hazard.init
@@ -164,6 +166,24 @@ class Docker:
         st["rootfs"] = info.get("GraphDriver", {}).get("Data", {}).get("MergedDir", "")
         st["volumes"] = [m["Name"] for m in info.get("Mounts", []) if m.get("Type") == "volume"]
         return st, None
+
+    # Where the engine cannot apply every capability (a host whose bounding set lacks one, as in
+    # a nested or restricted machine: runc says "unable to apply caps"), `--privileged` cannot
+    # start at all; the frozen row then gets what it needs from it, explicitly: SYS_ADMIN and the
+    # host's v1 freezer hierarchy mounted writable.
+    FREEZER_ARGS = ["--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined",
+                    "-v", "/sys/fs/cgroup/freezer:/sys/fs/cgroup/freezer:rw"]
+
+    def privileged_args(self):
+        if self.privileged is None:
+            r = self.d("run", "--rm", "--privileged", "--entrypoint", "/bin/true", self.image,
+                       timeout=120)
+            self.privileged = r.ok()
+            if not self.privileged:
+                why = "unable to apply caps" if "unable to apply caps" in r.err else r.text()[-120:]
+                self.notes.append("`docker run --privileged` fails here (%s): the frozen row runs "
+                                  "with `%s` instead" % (why, " ".join(self.FREEZER_ARGS)))
+        return ["--privileged"] if self.privileged else list(self.FREEZER_ARGS)
 
     def inspect(self, name):
         r = self.d("inspect", name)

@@ -143,6 +143,10 @@ def clean_up(engine, st, box, h, lock_held):
             host.wait_until(lambda: host.box_gone(box), 10.0)
             host.thaw_frozen(box)
             host.kill_box(box)
+        removed = host.remove_kit_cgroups(box)
+        if removed:
+            actions.append("removed %s" % ", ".join(removed))
+            needed = True
         if st.get("name") and needed:
             more = engine.remove(st)
             actions += ["retry: " + m for m in more]

@@ -181,8 +181,34 @@ def live_fuse_conns(conns):
     return sorted(c for c in conns if os.path.isdir(os.path.join(FUSECTL, str(c))))
 
 
+def ns_inode(pidns):
+    """"pid:[4026532192]" -> "4026532192"."""
+    return pidns[pidns.find("[") + 1:pidns.rfind("]")] if "[" in pidns else ""
+
+
+def kit_cgroups(box, root=CGROUP_ROOT, depth=4):
+    """undead's own frozen cgroups for this box: `undead-frozen-<pidns inode>-...`, wherever undead
+    made them (at the top of a hierarchy it can write, or below its own cgroup)."""
+    inode = ns_inode(box.pidns)
+    if not inode:
+        return []
+    prefix = "undead-frozen-%s-" % inode
+    out = []
+    for hier in ("freezer", "unified", ""):
+        top = os.path.join(root, hier)
+        if not os.path.isdir(top) or (hier == "" and os.path.isdir(os.path.join(root, "freezer"))):
+            continue
+        base = top.count(os.sep)
+        for dirpath, dirs, _ in os.walk(top):
+            if dirpath.count(os.sep) - base >= depth:
+                dirs[:] = []
+            out += [os.path.join(dirpath, d) for d in dirs if d.startswith(prefix)]
+            dirs[:] = [d for d in dirs if not d.startswith(prefix)]
+    return sorted(out)
+
+
 def existing_cgroups(box):
-    return [d for d in box.cgroups if os.path.isdir(d)]
+    return [d for d in box.cgroups if os.path.isdir(d)] + kit_cgroups(box)
 
 
 def shims(box):
@@ -285,6 +311,19 @@ def thaw_frozen(box):
             except OSError:
                 pass
     return thawed
+
+
+def remove_kit_cgroups(box):
+    """Removes the box's empty undead-frozen cgroups (undead could not: it was killed first)."""
+    removed = []
+    for d in sorted(kit_cgroups(box), key=len, reverse=True):
+        for sub, _, _ in sorted(os.walk(d), key=lambda w: len(w[0]), reverse=True):
+            try:
+                os.rmdir(sub)
+                removed.append(sub)
+            except OSError:
+                pass
+    return removed
 
 
 def kill_box(box, timeout=10.0):

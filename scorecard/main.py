@@ -117,6 +117,7 @@ def run_engine(name, args):
                                                   "  UNDEAD: %s" % c["undead_problems"]
                                                   if c["undead_problems"] else ""))
     finally:
+        entry["notes"] = list(getattr(engine, "notes", []))
         engine.close()
     return entry
 

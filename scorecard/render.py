@@ -1,4 +1,5 @@
 """The scorecard's outputs: a Markdown table per engine (with footnotes) and an SVG of the matrix."""
+import re
 from xml.sax.saxutils import escape
 
 from scorecard import verdict
@@ -27,7 +28,8 @@ def footnote(cell):
         parts.append("cleanup: %s" % "; ".join(cell["cleanup"].get("actions", []))[:300])
     for p in cell.get("undead_problems", []):
         parts.append("UNDEAD: %s" % p)
-    return "; ".join(parts) if parts else None
+    # 64-hex container ids make the notes unreadable: 12 characters, as `docker ps` shows them.
+    return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1…", "; ".join(parts)) if parts else None
 
 
 def markdown(result):
@@ -63,6 +65,9 @@ def markdown(result):
         out.append("")
         for i, n in enumerate(notes, 1):
             out.append("%d. %s" % (i, n.replace("|", "/")))
+        for n in eng.get("notes", []):
+            out.append("")
+            out.append("Note: %s" % n.replace("|", "/"))
         if skips:
             out.append("")
             out.append("Skipped rows: " + "; ".join(s.replace("|", "/") for s in skips))
