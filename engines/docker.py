@@ -140,7 +140,7 @@ class Docker:
 
     # -------------------------------------------------------- one container
 
-    def start(self, hazard, tag):
+    def start(self, hazard, tag, op=None):
         """Starts undead as PID 1 with the row's options; returns the box's engine state."""
         name = unique(tag)
         out = os.path.join(self.tmp, name)

@@ -171,7 +171,7 @@ def run_cell(engine, h, op, grace, bound, op_timeout, support):
     t_cell = time.monotonic()
     with lock:
         try:
-            st, err = engine.start(h, h.name)
+            st, err = engine.start(h, h.name, op)
             if err:
                 cell.update(status="error", error=err)
             elif not wait_ready(engine, st):

@@ -146,8 +146,26 @@ def exit_status(result):
     return 0
 
 
+VENV_PYTHON = REPO / "target/venv/bin/python"
+
+
+def in_venv_if_needed(args):
+    """The CRI client lives in target/venv (engines/setup.sh): re-execute there when asked for."""
+    if "cri" not in split(args.engine):
+        return
+    try:
+        import grpc  # noqa: F401
+        return
+    except ImportError:
+        pass
+    if VENV_PYTHON.exists() and Path(sys.executable).resolve() != VENV_PYTHON.resolve():
+        log("re-executing under %s for the CRI client" % VENV_PYTHON)
+        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(REPO / "scorecard/run")] + sys.argv[1:])
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    in_venv_if_needed(args)
     if os.geteuid() != 0:
         log("needs root (containers with FUSE, host /proc of other users)")
         return 2

@@ -219,7 +219,7 @@ class FakeEngine:
     def can(self, h):
         return None
 
-    def start(self, h, tag):
+    def start(self, h, tag, op=None):
         sb = Sandbox()
         self.sandboxes.append(sb)
         return {"id": "fake-%d" % sb.pid, "pid": sb.pid, "name": tag}, None
