@@ -105,7 +105,7 @@ def operate_and_watch(engine, st, box, op, grace, op_timeout, bound):
             break
         time.sleep(0.05)
     th.join()
-    return result["r"], gone_s
+    return result["r"], gone_s, op_end
 
 
 def clean_up(engine, st, box, h, lock_held):
@@ -205,7 +205,7 @@ def run_cell(engine, h, op, grace, bound, op_timeout, support):
 
 
 def measure(engine, st, box, op, grace, bound, op_timeout, cell):
-    ran, gone_s = operate_and_watch(engine, st, box, op, grace, op_timeout, bound)
+    ran, gone_s, op_end = operate_and_watch(engine, st, box, op, grace, op_timeout, bound)
     cell["op"] = dict(ran.as_json(), name=op.name)
     cell["gone_s"] = round(gone_s, 3) if gone_s is not None else None
     # The engine learns of the exit a moment after the kernel: give it that moment (bounded).
@@ -216,11 +216,20 @@ def measure(engine, st, box, op, grace, bound, op_timeout, cell):
     if gone_s is not None:
         host.wait_until(settled, SETTLE_S, step=0.2)
     cell["after"] = engine.state(st)
-    left = host.leftovers(box)
-    if not op.removes:
+    # Shims, mounts and cgroups go a moment after the last process: judge what is left once
+    # nothing is, or when the bound is over.
+    def left_now():
+        left = host.leftovers(box)
         left["engine"] = []
-    else:
-        left["engine"] = (["container still exists"] if cell["after"]["exists"] else []) + engine.leftovers(st)
+        if op.removes:
+            left["engine"] = (["container still exists"] if engine.state(st)["exists"] else []) \
+                + engine.leftovers(st)
+        return left
+
+    left = left_now()
+    while verdict.anything_left(left) and time.monotonic() < op_end + bound:
+        time.sleep(0.25)
+        left = left_now()
     left["fuse_conns_raised"] = sorted(box.fuse_conns)
     cell["left"] = left
     cell["init_alive"] = host.proc_of(box.init_pid) is not None and host.pidns_of(box.init_pid) == box.pidns
