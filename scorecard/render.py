@@ -18,7 +18,8 @@ def footnote(cell):
     parts = []
     flags = verdict.engine_flags(cell)
     for k in ("stuck", "leak", "slow"):
-        parts += ["%s: %s" % (k, f) for f in flags[k]]
+        if k != "slow" or v == "slow":  # a stuck or leaking cell spent the grace, of course
+            parts += ["%s: %s" % (k, f) for f in flags[k]]
     err = (cell["op"].get("stderr") or "").strip()
     if err and cell["op"].get("code") not in (0, None):
         parts.append("engine said: %s" % err.splitlines()[-1][:160])

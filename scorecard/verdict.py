@@ -36,8 +36,11 @@ def engine_flags(cell):
         flags["slow"].append("%.1f s of a %d s grace" % (spent, grace))
     left = cell.get("left", {})
     for k in ("processes", "fuse", "mounts", "cgroups", "shims", "engine"):
-        if left.get(k):
-            flags["leak"].append("%s: %s" % (k, ", ".join(str(x) for x in left[k][:4])))
+        items = [str(x).replace("/sys/fs/cgroup/", "") for x in left.get(k) or []]
+        if len(items) > 3:
+            items = items[:2] + ["%d more" % (len(items) - 2)]
+        if items:
+            flags["leak"].append("%s: %s" % (k, ", ".join(items)))
     return flags
 
 
