@@ -73,9 +73,10 @@ class Cri:
         self.test_image = TEST_TAG % tag
         pause = PAUSE_TAG % tag
         images.test_image(os.path.join(self.tmp, "test.tar"), self.test_image, self.undead)
-        images.pause_image(os.path.join(self.tmp, "pause.tar"), pause, self.undead)
-        if images.pause_args(self.undead) != images.PAUSE_ARGS:
-            self.notes.append("this undead has no --pause: the sandbox is undead supervising sleep")
+        sandbox = getattr(self, "sandbox_undead", None) or self.undead
+        images.pause_image(os.path.join(self.tmp, "pause.tar"), pause, sandbox)
+        if sandbox != self.undead:
+            self.notes.append("the pod sandbox is `undead --pause` from %s" % sandbox)
         self.cd = containerd.Containerd(pause)
         self.cd.start()
         self.cd.import_archive(os.path.join(self.tmp, "test.tar"))

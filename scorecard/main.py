@@ -52,6 +52,8 @@ def parse_args(argv):
     p.add_argument("--op-timeout", type=float, default=60.0, help="give an operation up after this")
     p.add_argument("--undead", default=str(DEFAULT_UNDEAD), help="the static undead binary")
     p.add_argument("--busybox", default="/bin/busybox", help="a static busybox for the image")
+    p.add_argument("--sandbox-undead", default=None,
+                   help="the undead of the CRI's pod sandbox image (undead --pause; default --undead)")
     p.add_argument("--json", help="write every figure here")
     p.add_argument("--md", help="write the Markdown tables here")
     p.add_argument("--svg", help="write the picture of the matrix here")
@@ -76,7 +78,9 @@ def split(s):
 def load_engine(name, args):
     mod, cls = ENGINES[name]
     try:
-        return getattr(importlib.import_module(mod), cls)(args.undead, args.busybox), None
+        engine = getattr(importlib.import_module(mod), cls)(args.undead, args.busybox)
+        engine.sandbox_undead = args.sandbox_undead or args.undead
+        return engine, None
     except (ImportError, AttributeError) as e:
         return None, "%s adapter not in this tree (%s)" % (name, e)
 
