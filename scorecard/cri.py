@@ -166,9 +166,12 @@ class Cri:
         t0 = time.monotonic()
         errors, calls = [], {}
         g = 0 if op.name == "force" else grace
-        steps = [("StopContainer", lambda: c.stop(g, deadline=timeout)),
-                 ("StopPodSandbox", lambda: pod.stop(timeout=timeout)),
-                 ("RemovePodSandbox", lambda: pod.remove(timeout=timeout))]
+        # kubelet gives each runtime call 2 min (--runtime-request-timeout); a third of the
+        # operation's bound each keeps a stuck pod's cell bounded.
+        each = max(timeout / 3, g + 5)
+        steps = [("StopContainer", lambda: c.stop(g, deadline=each)),
+                 ("StopPodSandbox", lambda: pod.stop(timeout=each)),
+                 ("RemovePodSandbox", lambda: pod.remove(timeout=each))]
         for what, call in steps:
             t = time.monotonic()
             try:
