@@ -130,7 +130,7 @@ class Docker:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
 
-    def can(self, hazard):
+    def can(self, hazard, op=None):
         """None when this engine can run the row, else why not."""
         if "fuse" in hazard.needs and not os.path.exists("/dev/fuse"):
             return "no /dev/fuse on the host"

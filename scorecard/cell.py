@@ -161,7 +161,7 @@ def run_cell(engine, h, op, grace, bound, op_timeout, support):
     """One cell, never raising. `support` is probe_support's answer for the row (None: supported)."""
     cell = {"engine": engine.name, "hazard": h.name, "op": {"name": op.name}, "grace_s": grace,
             "bound_s": bound, "op_timeout_s": op_timeout, "signal": op.signal, "removes": op.removes}
-    why = support or engine.can(h)
+    why = support or engine.can(h, op)
     if why:
         cell.update(status="skipped", reason=why, verdict="skipped", undead_problems=[])
         return cell

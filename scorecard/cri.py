@@ -90,11 +90,14 @@ class Cri:
                 self.notes.append("private containerd left: %s" % "; ".join(left)[:300])
             self.cd = None
 
-    def can(self, hazard):
+    def can(self, hazard, op=None):
         if "fuse" in hazard.needs and not os.path.exists("/dev/fuse"):
             return "no /dev/fuse on the host"
         if "freezer-v1" in hazard.needs and not os.path.isdir("/sys/fs/cgroup/freezer"):
             return "no cgroup v1 freezer on the host"
+        if op is not None and op.name == "pod-shared" and "--withhold-reaping" in hazard.init:
+            return ("in a shared pod PID namespace orphans land on the sandbox (the pod's PID 1), "
+                    "not on the container's undead: withholding them is the sandbox's job")
         return None
 
     # -------------------------------------------------------- one pod

@@ -73,7 +73,7 @@ class Podman:
                 self.notes.append("podman's store left: %s" % "; ".join(left)[:300])
             self.p = None
 
-    def can(self, hazard):
+    def can(self, hazard, op=None):
         if "fuse" in hazard.needs and not os.path.exists("/dev/fuse"):
             return "no /dev/fuse on the host"
         if "freezer-v1" in hazard.needs and not os.path.isdir("/sys/fs/cgroup/freezer"):

@@ -216,7 +216,7 @@ class FakeEngine:
     def __init__(self, fail):
         self.fail, self.sandboxes, self.removed = fail, [], []
 
-    def can(self, h):
+    def can(self, h, op=None):
         return None
 
     def start(self, h, tag, op=None):
