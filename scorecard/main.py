@@ -54,6 +54,8 @@ def parse_args(argv):
     p.add_argument("--busybox", default="/bin/busybox", help="a static busybox for the image")
     p.add_argument("--sandbox-undead", default=None,
                    help="the undead of the CRI's pod sandbox image (undead --pause; default --undead)")
+    p.add_argument("--render", nargs="+", metavar="JSON",
+                   help="run nothing: merge these runs' JSON and write the outputs")
     p.add_argument("--json", help="write every figure here")
     p.add_argument("--md", help="write the Markdown tables here")
     p.add_argument("--svg", help="write the picture of the matrix here")
@@ -66,7 +68,7 @@ def parse_args(argv):
     unknown = [n for n in split(a.engine) if n not in ENGINES]
     if unknown:
         p.error("unknown engine(s): %s (have %s)" % (", ".join(unknown), ", ".join(ENGINES)))
-    if not os.access(a.undead, os.X_OK):
+    if not os.access(a.undead, os.X_OK) and not a.render:
         p.error("no undead binary at %s (cargo build --release)" % a.undead)
     return a
 
@@ -167,8 +169,30 @@ def in_venv_if_needed(args):
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(REPO / "scorecard/run")] + sys.argv[1:])
 
 
+def merge_runs(paths):
+    """Several runs' JSON as one result (the first run's meta, every run's engines)."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    result = {"meta": dict(runs[0]["meta"], runs=[r["meta"] for r in runs]), "engines": []}
+    for r in runs:
+        result["engines"] += r["engines"]
+    return result
+
+
+def write_outputs(args, result):
+    md = render.markdown(result)
+    for path, text in ((args.json, json.dumps(result, indent=1, default=str) + "\n"),
+                       (args.md, md), (args.svg, render.svg(result))):
+        if path:
+            Path(path).write_text(text)
+    print(md)
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.render:
+        result = merge_runs(args.render)
+        write_outputs(args, result)
+        return exit_status(result)
     in_venv_if_needed(args)
     if os.geteuid() != 0:
         log("needs root (containers with FUSE, host /proc of other users)")
@@ -178,12 +202,7 @@ def main(argv=None):
     for name in split(args.engine):
         result["engines"].append(run_engine(name, args))
     result["meta"]["seconds"] = round(time.monotonic() - t0, 1)
-    md = render.markdown(result)
-    for path, text in ((args.json, json.dumps(result, indent=1, default=str) + "\n"),
-                       (args.md, md), (args.svg, render.svg(result))):
-        if path:
-            Path(path).write_text(text)
-    print(md)
+    write_outputs(args, result)
     status = exit_status(result)
     log("done in %.0f s; exit %d%s" % (result["meta"]["seconds"], status,
                                         {1: " (undead broke its contract: see UNDEAD in the notes)",
