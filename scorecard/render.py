@@ -76,10 +76,21 @@ def markdown(result):
     return "\n".join(out)
 
 
+def wrap(text, width):
+    """Words into lines of at most width characters (a longer word gets a line of its own)."""
+    lines = [""]
+    for w in text.split():
+        if lines[-1] and len(lines[-1]) + 1 + len(w) > width:
+            lines.append(w)
+        else:
+            lines[-1] = (lines[-1] + " " + w).strip()
+    return lines
+
+
 def svg(result):
     cw, ch, left, top, gap = 118, 22, 250, 40, 30
     blocks = [e for e in result["engines"] if not e.get("skipped")]
-    height = top + sum(len(e["hazards"]) * ch + 3 * gap for e in blocks) + 40
+    height = top + sum(len(e["hazards"]) * ch + 3 * gap + 12 for e in blocks) + 40
     width = left + max([len(e["ops"]) for e in blocks] + [1]) * cw + 20
     s = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
          'font-size="11">' % (width, height),
@@ -92,8 +103,10 @@ def svg(result):
                  % (y + 14, escape(e["version"])))
         y += gap - 6
         for i, o in enumerate(e["ops"]):
-            s.append('<text x="%d" y="%d">%s</text>' % (left + i * cw + 4, y + 8, escape(o["title"][:20])))
-        y += 14
+            for j, line in enumerate(wrap(o["title"], 21)[:2]):
+                s.append('<text x="%d" y="%d">%s</text>' % (left + i * cw + 4, y + 8 + 12 * j,
+                                                           escape(line)))
+        y += 26
         by = {(c["hazard"], c["op"]["name"]): c for c in e["cells"]}
         for hz in e["hazards"]:
             s.append('<text x="10" y="%d">%s</text>' % (y + 15, escape(hz["title"][:40])))
