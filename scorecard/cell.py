@@ -182,7 +182,8 @@ def run_cell(engine, h, op, grace, bound, op_timeout, support):
             else:
                 box = make_box(engine, st, h)
                 cell["box"] = {"id": box.id, "init_pid": box.init_pid, "pidns": box.pidns,
-                               "cgroups": box.cgroups, "rootfs": box.rootfs}
+                               "cgroup": sorted({d.split("/", 5)[-1] for d in box.cgroups}),
+                               "hierarchies": len(box.cgroups), "rootfs": box.rootfs}
                 failed = raise_hazard(engine, st, h, cell)
                 if failed:
                     reason, fault, skipped = failed

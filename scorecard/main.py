@@ -180,7 +180,7 @@ def merge_runs(paths):
 
 def write_outputs(args, result):
     md = render.markdown(result)
-    for path, text in ((args.json, json.dumps(result, indent=1, default=str) + "\n"),
+    for path, text in ((args.json, json.dumps(result, separators=(",", ":"), default=str) + "\n"),
                        (args.md, md), (args.svg, render.svg(result))):
         if path:
             Path(path).write_text(text)

@@ -128,9 +128,9 @@ fn scorecard_quick_on_docker() {
     eprintln!("{out}");
     assert_eq!(code, 0, "scorecard --quick\n{out}{err}");
     // Not vacuous: every quick cell ran and was judged.
-    let cells = report.matches("\"verdict\":").count();
+    let cells = report.matches("\"verdict\":\"").count();
     assert_eq!(cells, 8, "8 quick cells in the JSON:\n{err}");
-    assert!(!report.contains("\"verdict\": \"skipped\""), "{err}");
-    assert!(!report.contains("\"verdict\": \"error\""), "{err}");
+    assert!(!report.contains("\"verdict\":\"skipped\""), "{err}");
+    assert!(!report.contains("\"verdict\":\"error\""), "{err}");
     assert!(out.contains("| 5 held zombies |"), "the table:\n{out}");
 }
