@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DOCKERFILE = """FROM scratch
 COPY busybox /bin/busybox

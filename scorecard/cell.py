@@ -6,8 +6,8 @@ cell's own connections, thaw of its own frozen cgroups, SIGKILL of its own proce
 `undead rescue` only as the last resort), so the next cell starts on a clean machine.
 """
 import contextlib
-import json
 import subprocess
+import sys
 import threading
 import time
 
@@ -20,7 +20,6 @@ SETTLE_S = 5.0     # the engine noticing that the container's processes are gone
 
 
 def log(*a):
-    import sys
     print("scorecard:", *a, file=sys.stderr, flush=True)
 
 
@@ -240,7 +239,3 @@ def measure(engine, st, box, op, grace, bound, op_timeout, cell):
     cell["report"] = report
     cell["report_note"] = note
     cell["status"] = "ran"
-
-
-def dumps(cell):
-    return json.dumps(cell, indent=1, default=str)
