@@ -157,6 +157,40 @@ class Parsers(unittest.TestCase):
                 self.assertTrue(argv[0].startswith("/"), argv)
 
 
+def undead_binary():
+    """The binary under test: $UNDEAD_BIN (cargo test sets it), else cargo's release or debug build."""
+    repo = Path(__file__).resolve().parent.parent
+    for p in (os.environ.get("UNDEAD_BIN", ""),
+              repo / "target/x86_64-unknown-linux-gnu/release/undead",
+              repo / "target/x86_64-unknown-linux-gnu/debug/undead"):
+        if p and os.access(str(p), os.X_OK):
+            return str(p)
+    return None
+
+
+@unittest.skipUnless(undead_binary(), "no undead binary (cargo build)")
+class VerbSupport(unittest.TestCase):
+    """Rows are skipped by the binary's own answer, never by a list of versions."""
+
+    def probe(self, h):
+        from engines.docker import run
+        return cell.probe_support(undead_binary(), h, lambda argv, timeout: run(argv, timeout=timeout))
+
+    def test_a_known_verb_is_supported(self):
+        self.assertIsNone(self.probe(hazards.BY_NAME["zombies"]))
+        self.assertIsNone(self.probe(hazards.BY_NAME["fuse-outlive"]))
+
+    def test_an_unknown_verb_or_option_is_skipped_with_the_binary_s_words(self):
+        h = hazards.Hazard("t", "t", raise_=[[hazards.U, "no-such-verb", "2"]])
+        why = self.probe(h)
+        self.assertIn("verb not in this undead", why)
+        self.assertIn("no-such-verb", why)
+        h = hazards.Hazard("t", "t", raise_=[[hazards.U, "zombie", "2", "--no-such-option"]])
+        self.assertIn("verb not in this undead", self.probe(h))
+        h = hazards.Hazard("t", "t", raise_=[[hazards.U, "zombie", "2"]], wait=["--no-such-kind", "1"])
+        self.assertIn("verb not in this undead", self.probe(h))
+
+
 def root_with_unshare():
     return os.geteuid() == 0 and shutil.which("unshare")
 

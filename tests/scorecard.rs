@@ -36,7 +36,12 @@ fn scorecard_unit_tests() {
         return;
     }
     let mut c = Command::new("python3");
-    c.current_dir(REPO).args(["-m", "unittest", "discover", "scorecard"]);
+    c.current_dir(REPO).env("UNDEAD_BIN", BIN).args([
+        "-m",
+        "unittest",
+        "discover",
+        "scorecard",
+    ]);
     let (code, out, err) = run_cmd(c, b"", Duration::from_secs(180));
     assert_eq!(code, 0, "python3 -m unittest discover scorecard\n{out}{err}");
     assert!(err.contains("OK"), "{err}");
