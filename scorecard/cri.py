@@ -12,6 +12,7 @@ undead's report goes to the container's log (`--report -`), read right after Sto
 Needs the CRI client (engines/setup.sh makes target/venv; scorecard/run re-executes itself there).
 """
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -89,6 +90,9 @@ class Cri:
             if left:
                 self.notes.append("private containerd left: %s" % "; ".join(left)[:300])
             self.cd = None
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
 
     def can(self, hazard, op=None):
         if "fuse" in hazard.needs and not os.path.exists("/dev/fuse"):
