@@ -23,7 +23,8 @@ use crate::signals::Rewrites;
 /// it raises zombies and D-state processes for teardown tests.
 #[derive(FromArgs)]
 #[argh(
-    note = "Usage: undead [OPTIONS] -- COMMAND [ARGS...] | undead VERB ...",
+    note = "Usage: undead [OPTIONS] -- COMMAND [ARGS...] | undead VERB ... | \
+            undead [OPTIONS] --pause",
     note = "Verbs: zombie, dstate, release, status, wait, ps, rescue \
             (undead VERB --help).",
     note = "Every option can be set by environment: UNDEAD_<OPTION> (e.g. \
@@ -93,6 +94,9 @@ struct InitArgs {
     /// serve no control socket
     #[argh(switch)]
     no_control: bool,
+    /// run no command: reap, serve the kit, exit 0 on TERM/INT (pod pause)
+    #[argh(switch)]
+    pause: bool,
     /// print the version and exit
     #[argh(switch, short = 'V')]
     version: bool,
@@ -104,7 +108,10 @@ struct InitArgs {
 /// Everything init mode needs, typed.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Empty exactly when `pause` is set.
     pub command: Vec<String>,
+    /// `--pause`: no command; exit 0 on SIGTERM/SIGINT (SPEC §7).
+    pub pause: bool,
     pub subreaper: bool,
     pub pgroup: bool,
     pub setsid: bool,
@@ -269,18 +276,8 @@ fn config(
             .map_err(usage)?
             .unwrap_or(0))
     };
-    if a.command.is_empty() {
-        return Err(usage(
-            "no command given: undead [OPTIONS] -- COMMAND".into(),
-        ));
-    }
-    let mut command = a.command;
-    if command[0] == "--" {
-        command.remove(0);
-        if command.is_empty() {
-            return Err(usage("no command after '--'".into()));
-        }
-    }
+    let pause = switch(a.pause, "UNDEAD_PAUSE")?;
+    let command = command(a.command, pause)?;
     // tini's variables: TINI_SUBREAPER and TINI_KILL_PROCESS_GROUP count when
     // merely set (tini checks getenv() != NULL); TINI_VERBOSITY is a level.
     let tini_set = |name: &str| env(name).is_some();
@@ -326,6 +323,7 @@ fn config(
         control.unwrap_or_else(|| crate::client::DEFAULT_CONTROL.into());
     Ok(Config {
         command,
+        pause,
         subreaper: switch(a.subreaper, "UNDEAD_SUBREAPER")?
             || tini_set("TINI_SUBREAPER"),
         pgroup: switch(a.pgroup, "UNDEAD_PGROUP")?
@@ -359,6 +357,25 @@ fn config(
         control: (!no_control).then(|| PathBuf::from(control)),
         control_explicit,
     })
+}
+
+/// The command after the options: required, unless `--pause`, which
+/// takes none.
+fn command(mut words: Vec<String>, pause: bool) -> Result<Vec<String>, Error> {
+    let dashes = words.first().is_some_and(|w| w == "--");
+    if dashes {
+        words.remove(0);
+    }
+    match (words.is_empty(), pause) {
+        (true, false) if dashes => {
+            Err(Error::Usage("no command after '--'".into()))
+        }
+        (true, false) => Err(Error::Usage(
+            "no command given: undead [OPTIONS] -- COMMAND".into(),
+        )),
+        (false, true) => Err(Error::Usage("--pause runs no command".into())),
+        _ => Ok(words),
+    }
 }
 
 #[cfg(test)]
@@ -443,6 +460,17 @@ mod tests {
         assert_eq!(c.command, ["sh", "-c", "true"]);
         assert!(init(&["--"], &[]).is_err());
         assert!(init(&[], &[]).is_err());
+    }
+
+    #[test]
+    fn pause_takes_no_command() {
+        let c = init(&["--pause"], &[]).unwrap();
+        assert!(c.pause && c.command.is_empty());
+        let c = init(&[], &[("UNDEAD_PAUSE", "1")]).unwrap();
+        assert!(c.pause && c.command.is_empty());
+        assert!(init(&["--pause", "--", "true"], &[]).is_err());
+        assert!(init(&["true"], &[("UNDEAD_PAUSE", "1")]).is_err());
+        assert!(!init(&["true"], &[("UNDEAD_PAUSE", "0")]).unwrap().pause);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! with undead's uid or uid 0 (SO_PEERCRED) is served; malformed input gets
 //! an error reply. The path appears only once the socket listens (bind to
 //! a temporary name, listen, rename), so "the socket exists" means "undead
-//! answers", and a stale file from an earlier run is replaced.
+//! answers", and a stale file from an earlier run is replaced; a live one
+//! (another undead answers on it) is not (`EADDRINUSE`). At exit the file
+//! is removed only while it is still this socket (same dev and inode).
 //!
 //! Requests (pure parser `parse`): `zombie N [holder]`,
 //! `dstate N [vfork|fuse] [outlive DURATION]`,
@@ -17,7 +19,7 @@
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -45,6 +47,8 @@ struct Conn {
 pub struct Server {
     listener: UnixListener,
     path: PathBuf,
+    /// The socket file's (dev, ino): removed at exit only if unchanged.
+    inode: (u64, u64),
     conns: Vec<Conn>,
     next_id: u64,
 }
@@ -66,15 +70,23 @@ impl Server {
         {
             fs::create_dir_all(dir).map_err(errno)?;
         }
+        if answers(path) {
+            return Err(Errno::EADDRINUSE);
+        }
         let tmp = path.with_extension(format!("tmp{}", unistd::getpid()));
         let _ = fs::remove_file(&tmp);
         let listener = UnixListener::bind(&tmp).map_err(errno)?;
+        let mut inode = (0, 0);
         let setup = crate::sys::notify_by_signal(listener.as_fd())
             .map_err(std::io::Error::from)
             .and_then(|()| {
                 fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
             })
-            .and_then(|()| fs::rename(&tmp, path));
+            .and_then(|()| fs::metadata(&tmp))
+            .and_then(|meta| {
+                inode = (meta.dev(), meta.ino());
+                fs::rename(&tmp, path)
+            });
         if let Err(e) = setup {
             let _ = fs::remove_file(&tmp);
             return Err(errno(e));
@@ -82,6 +94,7 @@ impl Server {
         Ok(Server {
             listener,
             path: path.to_owned(),
+            inode,
             conns: Vec::new(),
             next_id: 0,
         })
@@ -149,10 +162,34 @@ impl Server {
         }
     }
 
-    /// Remove the socket file (on exit), if it is still ours.
+    /// Remove the socket file (on exit) if it is still ours: another
+    /// undead may have replaced it since (ours went stale to it).
     pub fn remove(&self) {
-        let _ = fs::remove_file(&self.path);
+        let ours = fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| (m.dev(), m.ino()) == self.inode);
+        if ours {
+            let _ = fs::remove_file(&self.path);
+        }
     }
+}
+
+/// Whether something accepts connections on the socket at `path`. The
+/// connect does not block: a full backlog (EAGAIN) is a live server too;
+/// ECONNREFUSED means a stale file nobody listens on.
+fn answers(path: &Path) -> bool {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, UnixAddr, connect, socket,
+    };
+    let Ok(addr) = UnixAddr::new(path) else { return false };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let Ok(fd) = socket(AddressFamily::Unix, SockType::Stream, flags, None)
+    else {
+        return false;
+    };
+    matches!(
+        connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr),
+        Ok(()) | Err(Errno::EAGAIN | Errno::EINPROGRESS)
+    )
 }
 
 /// Only undead's uid or root is served (SO_PEERCRED), and only

@@ -72,6 +72,11 @@ impl fmt::Display for Error {
             Error::Spawn { argv0, errno } => {
                 write!(f, "cannot run '{argv0}': {}", errno.desc())
             }
+            Error::ControlBind { path, errno: Errno::EADDRINUSE } => write!(
+                f,
+                "cannot serve control socket {path}: another undead answers \
+                 on it"
+            ),
             Error::ControlBind { path, errno } => {
                 write!(
                     f,

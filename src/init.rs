@@ -37,8 +37,14 @@ pub struct Init {
     cfg: Config,
     me: Pid,
     is_pid1: bool,
+    /// /proc is this PID namespace's: without it undead finds no
+    /// descendant there (their pids would name other processes).
+    proc_ok: bool,
     sigfd: SignalFd,
-    child: Pid,
+    /// The main child; `None` under `--pause`, which runs no command.
+    child: Option<Pid>,
+    /// `--pause` got SIGTERM/SIGINT: release and exit 0.
+    pause_ended: bool,
     child_exit: Option<ChildExit>,
     policy: Policy,
     /// End of `--withhold-reaping=DURATION`.
@@ -77,6 +83,13 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     if let Some(sig) = cfg.pdeathsig {
         prctl::set_pdeathsig(sig).map_err(Error::Pdeathsig)?;
     }
+    let proc_ok = match procfs::not_ours() {
+        None => true,
+        Some(why) => {
+            error!("{why}");
+            false
+        }
+    };
     let mut kit = Kit::new(cfg.release_after);
     raise_at_start(&cfg, &mut kit).inspect_err(|_| {
         kit.release(&Release::All);
@@ -87,24 +100,29 @@ fn setup(cfg: Config) -> Result<Init, Error> {
     let control = serve_control(&cfg).inspect_err(|_| {
         kit.release(&Release::All);
     })?;
-    let plan = SpawnPlan {
-        argv: &cfg.command,
-        group: if cfg.setsid { Group::Session } else { Group::ProcessGroup },
-        die_with_parent: !is_pid1,
-        signals: &child_signals,
-    };
-    let child = spawn::spawn_child(&plan)?;
-    // As PID 1 the kernel kills the namespace when undead dies.
-    let guard = if is_pid1 {
+    let child = if cfg.pause {
+        info!("--pause: no command; SIGTERM or SIGINT ends undead");
         None
     } else {
+        // A failed fork (pids.max) is an exit path undead controls too.
+        let started = start_child(&cfg, is_pid1, &child_signals);
+        Some(started.inspect_err(|_| {
+            kit.release(&Release::All);
+            if let Some(server) = &control {
+                server.remove();
+            }
+        })?)
+    };
+    // As PID 1 the kernel kills the namespace when undead dies. Without
+    // /proc, `--wait-all` waits for waitpid's ECHILD, which the guard
+    // (a child as long as undead lives) would never let come.
+    let guard = child.filter(|_| !is_pid1 && proc_ok).and_then(|child| {
         guard::spawn_guard(child)
             .inspect_err(|e| {
                 error!("failed to start undead-guard: {}", e.desc())
             })
             .ok()
-    };
-    info!("started child {child}: {}", cfg.command.join(" "));
+    });
     let now = Instant::now();
     Ok(Init {
         policy: match cfg.withhold {
@@ -118,8 +136,10 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         cfg,
         me,
         is_pid1,
+        proc_ok,
         sigfd,
         child,
+        pause_ended: false,
         child_exit: None,
         kill_at: None,
         reaped: 0,
@@ -128,6 +148,22 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         recorder: cfg_report.then(|| Recorder::new(started)),
         guard,
     })
+}
+
+fn start_child(
+    cfg: &Config,
+    is_pid1: bool,
+    signals: &signals::ChildSignalState,
+) -> Result<Pid, Error> {
+    let plan = SpawnPlan {
+        argv: &cfg.command,
+        group: if cfg.setsid { Group::Session } else { Group::ProcessGroup },
+        die_with_parent: !is_pid1,
+        signals,
+    };
+    let child = spawn::spawn_child(&plan)?;
+    info!("started child {child}: {}", cfg.command.join(" "));
+    Ok(child)
 }
 
 /// The control socket. An explicit `--control`/`UNDEAD_CONTROL` that
@@ -142,6 +178,13 @@ fn serve_control(cfg: &Config) -> Result<Option<Server>, Error> {
         }
         Err(errno) if cfg.control_explicit => {
             Err(Error::ControlBind { path: path.display().to_string(), errno })
+        }
+        Err(Errno::EADDRINUSE) => {
+            info!(
+                "no control socket: another undead answers on {}",
+                path.display()
+            );
+            Ok(None)
         }
         Err(errno) => {
             info!("no control socket at {}: {}", path.display(), errno.desc());
@@ -313,6 +356,9 @@ impl Init {
             Action::Ignore => {}
             Action::Reap => self.reap_zombies(),
             Action::Forward(sig) => self.forward_signal(sig),
+            Action::Shutdown(_) if self.child.is_none() => {
+                self.pause_ended = true;
+            }
             Action::Shutdown(sig) => {
                 self.forward_signal(sig);
                 self.start_grace();
@@ -351,7 +397,8 @@ impl Init {
             self.end_withholding();
         }
         if matches!(what, Release::All | Release::Zombies) {
-            let drained = reaper::reap_zombies(self.child, Policy::ReapAll);
+            let drained =
+                reaper::reap_zombies(self.awaited_child(), Policy::ReapAll);
             released.extend(&drained.others);
             self.account(drained);
         }
@@ -369,6 +416,7 @@ impl Init {
             me: self.me,
             child: self.child,
             child_exit: self.child_exit,
+            proc_ok: self.proc_ok,
             withholding: self.policy == Policy::Withhold,
             withhold_until: self.withhold_until,
             release_after: self.kit.release_after(),
@@ -379,13 +427,20 @@ impl Init {
     }
 
     fn reap_zombies(&mut self) {
-        let drained = reaper::reap_zombies(self.child, self.policy);
+        let drained = reaper::reap_zombies(self.awaited_child(), self.policy);
         self.account(drained);
     }
 
+    /// The child while its status is still to be taken. It is taken once:
+    /// afterwards its pid may be reused by an unrelated process, which is
+    /// an ordinary orphan (its exit must not overwrite the child's).
+    fn awaited_child(&self) -> Option<Pid> {
+        self.child.filter(|_| self.child_exit.is_none())
+    }
+
     fn account(&mut self, drained: reaper::Drained) {
-        if let Some(exit) = drained.child {
-            info!("child {} {exit}", self.child);
+        if let (Some(exit), Some(child)) = (drained.child, self.child) {
+            info!("child {child} {exit}");
             self.child_exit = Some(exit);
             if self.cfg.wait_all {
                 self.start_grace();
@@ -411,6 +466,10 @@ impl Init {
     /// Forward to the child, or to its process group with `-g` (tini -g):
     /// the child leads its own group, so the group id is its pid.
     fn forward_signal(&mut self, sig: Signal) {
+        let Some(child) = self.child else {
+            debug!("--pause: no child to forward {sig} to");
+            return;
+        };
         if self.child_exit.is_some() {
             // `--wait-all` after the child exited: the stragglers are what
             // undead waits for, so they get the signal (`docker stop` must
@@ -421,9 +480,9 @@ impl Init {
             return;
         }
         let target = if self.cfg.pgroup {
-            Pid::from_raw(-self.child.as_raw())
+            Pid::from_raw(-child.as_raw())
         } else {
-            self.child
+            child
         };
         debug!("forwarding {sig} to {target}");
         if let Err(e) = kill(target, sig) {
@@ -495,7 +554,14 @@ impl Init {
             let _ = kill(Pid::from_raw(-1), sig);
             return 0;
         }
-        let left = procfs::descendants_of(self.me);
+        if !self.proc_ok {
+            // No /proc to find them in: the child's group at least.
+            if let Some(child) = self.child {
+                let _ = kill(Pid::from_raw(-child.as_raw()), sig);
+            }
+            return 0;
+        }
+        let left = self.descendants();
         for &pid in &left {
             let _ = kill(pid, sig);
         }
@@ -528,6 +594,9 @@ impl Init {
 
     /// The exit code once undead should exit, else `None`.
     fn exit_code(&self) -> Option<u8> {
+        if self.pause_ended {
+            return Some(0);
+        }
         let exit = self.child_exit?;
         if self.cfg.wait_all && self.has_descendants() {
             return None;
@@ -539,11 +608,22 @@ impl Init {
     /// and the guard. Zombies do not count: they are reaped or withheld.
     fn has_descendants(&self) -> bool {
         let held: Vec<Pid> = self.kit.held().iter().map(|h| h.pid).collect();
-        procfs::descendants_of(self.me).into_iter().any(|p| {
+        if !self.proc_ok {
+            return reaper::has_children();
+        }
+        self.descendants().into_iter().any(|p| {
             !held.contains(&p)
                 && Some(p) != self.guard_pid()
                 && procfs::state_of(p).is_some_and(|s| s != 'Z')
         })
+    }
+
+    /// Every descendant in /proc; none when /proc is not ours.
+    fn descendants(&self) -> Vec<Pid> {
+        if !self.proc_ok {
+            return Vec::new();
+        }
+        procfs::descendants_of(self.me)
     }
 
     fn guard_pid(&self) -> Option<Pid> {
@@ -562,7 +642,8 @@ impl Init {
             server.remove();
         }
         if let (Some(rec), Some(path)) = (&self.recorder, &self.cfg.report) {
-            let remaining: Vec<procfs::Proc> = procfs::descendants_of(self.me)
+            let remaining: Vec<procfs::Proc> = self
+                .descendants()
                 .into_iter()
                 .filter(|p| Some(*p) != self.guard_pid())
                 .filter_map(procfs::read_proc)

@@ -52,9 +52,24 @@ pub fn exit_code(text: &str) -> Result<u8, String> {
     text.parse().map_err(|_| format!("invalid exit code '{text}' (use 0-255)"))
 }
 
-/// A count such as `--zombies N`.
+/// A count such as `--zombies N`: at most the kernel's `pid_max`, since
+/// no more processes can exist at once; a larger count is a usage error,
+/// never an allocation failure or an overflow further on. Reads
+/// `/proc/sys/kernel/pid_max` (the one impure parser here).
 pub fn count(text: &str) -> Result<usize, String> {
-    text.parse().map_err(|_| format!("invalid count '{text}'"))
+    count_within(text, crate::procfs::pid_max())
+}
+
+/// `count` against a given `pid_max`. Pure.
+pub fn count_within(text: &str, pid_max: usize) -> Result<usize, String> {
+    let n: usize =
+        text.parse().map_err(|_| format!("invalid count '{text}'"))?;
+    if n > pid_max {
+        return Err(format!(
+            "count {n} is above the kernel's pid_max ({pid_max})"
+        ));
+    }
+    Ok(n)
 }
 
 /// A boolean environment value: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/
@@ -108,5 +123,15 @@ mod tests {
         assert_eq!(flag("1"), Ok(true));
         assert_eq!(flag(""), Ok(false));
         assert!(flag("maybe").is_err());
+    }
+
+    #[test]
+    fn counts_stop_at_pid_max() {
+        assert_eq!(count_within("0", 400), Ok(0));
+        assert_eq!(count_within("400", 400), Ok(400));
+        for bad in ["401", "10000000000", "4611686018427387905", "-1", "x"] {
+            assert!(count_within(bad, 400).is_err(), "{bad}");
+        }
+        assert!(count("99999999999999999999999").is_err());
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! `/proc/PID/stat`'s comm sits in parentheses and may itself contain
 //! spaces and ')', so the fields after it are found from the *last* ')'
-//! (`proc(5)`).
+//! (`proc(5)`). It is bytes, not text: the kernel cuts a name at 15 bytes
+//! (`TASK_COMM_LEN`), which can split a UTF-8 character, so /proc is read
+//! as bytes and a name is shown lossily, never skipped.
 
 use std::fs;
 
@@ -19,13 +21,15 @@ pub struct Proc {
     pub comm: String,
 }
 
-/// Parse `/proc/PID/stat`. Pure.
-pub fn parse_stat(text: &str) -> Option<Proc> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let pid = text[..open].trim().parse().ok()?;
-    let comm = text.get(open + 1..close)?.to_string();
-    let mut rest = text.get(close + 1..)?.split_ascii_whitespace();
+/// Parse `/proc/PID/stat`: bytes, whatever the comm holds. Pure.
+pub fn parse_stat(raw: &[u8]) -> Option<Proc> {
+    let open = raw.iter().position(|&b| b == b'(')?;
+    let close = raw.iter().rposition(|&b| b == b')')?;
+    let ascii = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
+    let pid = ascii(&raw[..open])?.trim().parse().ok()?;
+    let comm = String::from_utf8_lossy(raw.get(open + 1..close)?).into_owned();
+    let rest = ascii(raw.get(close + 1..)?)?;
+    let mut rest = rest.split_ascii_whitespace();
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
     Some(Proc {
@@ -38,7 +42,7 @@ pub fn parse_stat(text: &str) -> Option<Proc> {
 
 /// Read one process; `None` if it is gone.
 pub fn read_proc(pid: Pid) -> Option<Proc> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    parse_stat(&fs::read(format!("/proc/{pid}/stat")).ok()?)
 }
 
 /// The state letter of one process, `None` if it is gone (or reaped).
@@ -52,6 +56,34 @@ pub fn wchan(pid: Pid) -> String {
         Ok(w) if w != "0" => w,
         _ => String::new(),
     }
+}
+
+/// Why /proc is not this PID namespace's, if it is not: `unshare --pid
+/// --fork` without `--mount-proc`, or a host /proc bind-mounted into a
+/// container. /proc shows the pids of the namespace it was mounted in
+/// (`pid_namespaces(7)`), so then `/proc/self` is not our `getpid()` (or
+/// is missing), and every pid read there names another process.
+pub fn not_ours() -> Option<String> {
+    let me = nix::unistd::getpid();
+    let seen = fs::read_link("/proc/self").ok();
+    let seen = seen.as_ref().and_then(|p| p.to_str());
+    if seen == Some(me.to_string().as_str()) {
+        return None;
+    }
+    Some(format!(
+        "/proc is not this PID namespace's (/proc/self is {}, undead is {me}; \
+         mount it, e.g. unshare --mount-proc): the kit is off",
+        seen.unwrap_or("missing")
+    ))
+}
+
+/// The kernel's `pid_max` (`/proc/sys/kernel/pid_max`): no more
+/// processes can exist at once. `PID_MAX_LIMIT` (4 Mi, 64-bit) if unknown.
+pub fn pid_max() -> usize {
+    fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(4 << 20)
 }
 
 /// This process's PID namespace (`pid:[INODE]`), or "" if unknown.
@@ -132,13 +164,21 @@ mod tests {
 
     #[test]
     fn stat_with_odd_comm() {
-        let p = parse_stat("42 (a) b (c)) Z 7 42 42 0 -1 4194560").unwrap();
+        let p = parse_stat(b"42 (a) b (c)) Z 7 42 42 0 -1 4194560").unwrap();
         assert_eq!(p.pid, Pid::from_raw(42));
         assert_eq!(p.comm, "a) b (c)");
         assert_eq!(p.state, 'Z');
         assert_eq!(p.ppid, Pid::from_raw(7));
-        assert!(parse_stat("garbage").is_none());
-        assert!(parse_stat("1 (x)").is_none());
+        assert!(parse_stat(b"garbage").is_none());
+        assert!(parse_stat(b"1 (x)").is_none());
+        // Nine 'é' cut at 15 bytes: the name ends in half a character.
+        let p = parse_stat(b"9 (\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3) S 1 9")
+            .unwrap();
+        assert_eq!((p.pid, p.state), (Pid::from_raw(9), 'S'));
+        assert_eq!(
+            p.comm,
+            "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{fffd}"
+        );
     }
 
     #[test]

@@ -58,8 +58,9 @@ pub enum Policy {
     Withhold,
 }
 
-/// Reap what can be reaped now; never blocks.
-pub fn reap_zombies(child: Pid, policy: Policy) -> Drained {
+/// Reap what can be reaped now; never blocks. `child` is the main child
+/// whose status undead still waits for, if any.
+pub fn reap_zombies(child: Option<Pid>, policy: Policy) -> Drained {
     let mut out = Drained::default();
     match policy {
         Policy::ReapAll => {
@@ -71,7 +72,7 @@ pub fn reap_zombies(child: Pid, policy: Policy) -> Drained {
         // whichever zombie comes first (`wait(2)`), so it would also take
         // the orphans we promised to leave in Z.
         Policy::Withhold => {
-            if let Some((pid, exit)) = reap_one(Some(child)) {
+            if let Some((pid, exit)) = child.and_then(|c| reap_one(Some(c))) {
                 record(&mut out, child, pid, exit);
             }
         }
@@ -79,9 +80,14 @@ pub fn reap_zombies(child: Pid, policy: Policy) -> Drained {
     out
 }
 
-fn record(out: &mut Drained, child: Pid, pid: Pid, exit: Option<ChildExit>) {
+fn record(
+    out: &mut Drained,
+    child: Option<Pid>,
+    pid: Pid,
+    exit: Option<ChildExit>,
+) {
     match exit {
-        Some(exit) if pid == child => out.child = Some(exit),
+        Some(exit) if Some(pid) == child => out.child = Some(exit),
         _ => out.others.push(pid),
     }
 }
@@ -134,6 +140,22 @@ pub fn is_zombie_clone(pid: Pid) -> bool {
         waitid(Id::Pid(pid), flags),
         Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
     )
+}
+
+/// Whether undead has any child left, without reaping: `waitid(P_ALL,
+/// WEXITED | WNOHANG | WNOWAIT)` fails with ECHILD only when there is
+/// none (`wait(2)`). What `--wait-all` waits on when /proc is not ours.
+pub fn has_children() -> bool {
+    use nix::sys::wait::{Id, waitid};
+    let flags =
+        WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        return match waitid(Id::All, flags) {
+            Err(Errno::EINTR) => continue,
+            Err(_) => false,
+            Ok(_) => true,
+        };
+    }
 }
 
 /// `-e CODE`: report these codes as 0 (tini's `-e`).

@@ -42,7 +42,7 @@ pub struct Recorder {
 pub struct Ending<'a> {
     pub me: Pid,
     pub exit_code: u8,
-    pub child: Pid,
+    pub child: Option<Pid>,
     pub child_exit: Option<ChildExit>,
     pub held: &'a [HeldProc],
     pub released: &'a [Pid],
@@ -130,7 +130,7 @@ impl Recorder {
              \"release_ms\":{},\"remaining\":[{}],\"reaped\":{}}}",
             end.me,
             end.exit_code,
-            end.child,
+            end.child.map_or("null".into(), |p| p.to_string()),
             ms(now),
             opt(self.first_term),
             opt(self.first_term.map(|t| now.saturating_sub(t))),

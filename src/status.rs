@@ -6,6 +6,7 @@
 //!  "reaped":12,"held":[{"pid":9,"kind":"zombie","held_ms":250,
 //!  "release_in_ms":null}],"withheld":[],"seen":{"zombies":1,"dstate":0}}
 //! ```
+//! Under `--pause` the child is `{"pid":null,"state":"none",...}`.
 //! `pidns` lets a client tell whether it shares undead's PID namespace
 //! (pids mean the same to both) before it labels processes. `seen` counts the Z and D processes among undead's descendants (the
 //! whole namespace as PID 1), which is what `wait` compares against.
@@ -22,8 +23,10 @@ use crate::reaper::ChildExit;
 /// What `status` reports, borrowed from the init.
 pub struct View<'a> {
     pub me: Pid,
-    pub child: Pid,
+    pub child: Option<Pid>,
     pub child_exit: Option<ChildExit>,
+    /// /proc is this namespace's; if not, nothing is seen or withheld.
+    pub proc_ok: bool,
     pub withholding: bool,
     pub withhold_until: Option<Instant>,
     pub release_after: Option<Duration>,
@@ -34,10 +37,9 @@ pub struct View<'a> {
 pub fn render(v: &View<'_>, now: Instant) -> String {
     // undead's own tree only, walked through the children files: cheap on
     // a host with thousands of processes.
-    let under: Vec<Proc> = procfs::descendants_of(v.me)
-        .into_iter()
-        .filter_map(procfs::read_proc)
-        .collect();
+    let mine = if v.proc_ok { procfs::descendants_of(v.me) } else { vec![] };
+    let under: Vec<Proc> =
+        mine.into_iter().filter_map(procfs::read_proc).collect();
     let count = |s| under.iter().filter(|p| p.state == s).count();
     let held_pids: Vec<Pid> = v.held.iter().map(|h| h.pid).collect();
     let withheld: Vec<String> = under
@@ -66,6 +68,7 @@ pub fn render(v: &View<'_>, now: Instant) -> String {
         })
         .collect();
     let (state, code) = match v.child_exit {
+        None if v.child.is_none() => ("none", "null".to_string()),
         None => ("running", "null".to_string()),
         Some(exit) => ("exited", exit.code().to_string()),
     };
@@ -76,7 +79,7 @@ pub fn render(v: &View<'_>, now: Instant) -> String {
          \"seen\":{{\"zombies\":{},\"dstate\":{}}}}}",
         v.me,
         json::string(&procfs::pid_namespace()),
-        v.child,
+        v.child.map_or("null".into(), |p| p.to_string()),
         v.withholding,
         ms(v.withhold_until.map(|t| t.saturating_duration_since(now))),
         ms(v.release_after),

@@ -242,8 +242,11 @@ pub struct ZombieStacks {
 impl ZombieStacks {
     pub fn new(n: usize, slot: usize) -> Result<ZombieStacks, Errno> {
         use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
-        let len = std::num::NonZeroUsize::new(n.max(1) * slot)
-            .ok_or(Errno::EINVAL)?;
+        let len = n
+            .max(1)
+            .checked_mul(slot)
+            .and_then(std::num::NonZeroUsize::new)
+            .ok_or(Errno::ENOMEM)?;
         let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
         let flags = MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE;
         // SAFETY: a fresh anonymous mapping aliases no Rust object.

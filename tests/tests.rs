@@ -27,3 +27,14 @@ mod kit;
 
 /// The teardown scorecard: its Python unit tests and the --quick Docker run.
 mod scorecard;
+
+/// Kubernetes through its CRI: a private containerd driven as kubelet
+/// drives it (engines/ scenarios).
+mod cri;
+
+/// Podman: --init-path, undead as ENTRYPOINT with the kit, pods with
+/// undead as the infra container (engines/ scenarios).
+mod podman;
+
+/// Reliability: PID 1 never dies, blocks or lies; --pause; stop sequence.
+mod reliability;

@@ -302,7 +302,9 @@ impl FuseHold {
         // The promise is observable: 'D' in /proc/PID/stat.
         self.pump(deadline, "the victims to be D", |h| {
             victims.iter().try_fold(true, |all, &p| {
-                let d = |h: &Self| h.holds(p) && proc_state(p) == Some('D');
+                let d = |h: &Self| {
+                    h.holds(p) && crate::procfs::state_of(p) == Some('D')
+                };
                 Ok(h.reader(p, "victim", d)? && all)
             })
         })
@@ -410,6 +412,26 @@ impl FuseHold {
         &self.victims
     }
 
+    /// Forget victims the init's drain has reaped (the connection was
+    /// aborted, e.g. by `rescue` or the kernel's `--outlive` timeout):
+    /// their pids may name unrelated processes from now on. Returns
+    /// whether any victim is left.
+    pub fn forget(&mut self, reaped: &[Pid]) -> bool {
+        let mut gone = std::mem::take(&mut self.gone).into_iter();
+        let mut kept = Vec::new();
+        self.victims.retain(|p| {
+            let flag = gone.next().unwrap_or_default();
+            let keep = !reaped.contains(p);
+            if keep {
+                kept.push(flag);
+            }
+            keep
+        });
+        self.gone = kept;
+        self.held.retain(|(_, p)| !reaped.contains(p));
+        !self.victims.is_empty()
+    }
+
     /// Set if fork failed (EAGAIN, pids.max) before `n` victims were made.
     pub fn shortfall(&self) -> Option<Errno> {
         self.shortfall
@@ -440,7 +462,7 @@ impl FuseHold {
     /// Every victim has exited: zombie or reaped (the caller reaps them).
     pub fn is_finished(&self) -> bool {
         for (pid, gone) in self.victims.iter().zip(&self.gone) {
-            let state = proc_state(*pid);
+            let state = crate::procfs::state_of(*pid);
             gone.set(gone.get() || matches!(state, None | Some('Z' | 'X')));
         }
         self.gone.iter().all(Cell::get)
@@ -530,7 +552,7 @@ impl FuseHold {
         what: &'static str,
         ok: impl Fn(&Self) -> bool,
     ) -> Result<bool, FuseError> {
-        if !matches!(proc_state(pid), None | Some('Z' | 'X')) {
+        if !matches!(crate::procfs::state_of(pid), None | Some('Z' | 'X')) {
             return Ok(ok(self));
         }
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
@@ -779,16 +801,6 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-fn proc_state(pid: Pid) -> Option<char> {
-    stat_state(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// The state letter of /proc/PID/stat: after the last ')' (comm may
-/// contain anything).
-fn stat_state(stat: &str) -> Option<char> {
-    stat.get(stat.rfind(')')? + 1..)?.trim_start().chars().next()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -871,13 +883,6 @@ mod tests {
         assert!(check_hung_task("1\n", "120\n", Some(s(121))).is_err());
         assert!(check_hung_task("1\n", "120\n", None).is_err());
         assert!(check_hung_task("1", "garbage", Some(s(1))).is_err());
-    }
-
-    #[test]
-    fn stat_state_after_comm() {
-        assert_eq!(stat_state("42 (a) b) D 1 2"), Some('D'));
-        assert_eq!(stat_state("42 (undead-fuse) S 1"), Some('S'));
-        assert_eq!(stat_state("nonsense"), None);
     }
 
     #[test]

@@ -140,6 +140,11 @@ impl Kit {
     }
 
     pub fn create(&mut self, cmd: &ChaosCmd) -> Created {
+        // Every promise of the kit is checked in /proc: without our own,
+        // pids there name other processes.
+        if let Some(why) = procfs::not_ours() {
+            return Created { error: Some(why), ..Created::default() };
+        }
         let now = Instant::now();
         if self.stack.is_empty() {
             self.stack = vec![0; STACK_SIZE];
@@ -205,7 +210,7 @@ impl Kit {
     }
 
     fn create_vforks(&mut self, n: usize) -> (Vec<Unit>, Option<String>) {
-        let mut holders = Vec::with_capacity(n);
+        let mut holders = Vec::new();
         let mut errno = None;
         for _ in 0..n {
             match vfork::spawn_vfork_holder(&mut self.stack) {
@@ -296,16 +301,21 @@ impl Kit {
     }
 
     /// Forget holdings whose holder the init's drain has reaped (someone
-    /// else killed it): their pids must not be signalled later, they may
-    /// belong to unrelated processes by then. Held zombies are clone
-    /// children the drain never reaps; FUSE victims are tracked by their
-    /// connection.
+    /// else killed it), and FUSE victims it reaped (their connection was
+    /// aborted): their pids must not be shown or signalled later, they may
+    /// belong to unrelated processes by then. A connection with no victim
+    /// left is dropped. Held zombies are clone children the drain never
+    /// reaps.
     pub fn forget(&mut self, reaped: &[Pid]) {
-        self.units.retain(|(unit, _)| match unit {
+        self.units.retain_mut(|(unit, _)| match unit {
             Unit::Holder(h) => !reaped.contains(&h.pid),
             Unit::Vfork { holder, .. } => !reaped.contains(holder),
-            Unit::Zombie(_) | Unit::Fuse(_) => true,
+            Unit::Zombie(_) => true,
+            Unit::Fuse(hold) => hold.forget(reaped),
         });
+        for hold in &mut self.releasing {
+            hold.forget(reaped);
+        }
     }
 
     /// When the next unit reaches `--release-after`.

@@ -72,7 +72,9 @@ pub fn rescue(dry_run: bool) -> Result<Vec<RescueItem>, FuseError> {
         };
         // Processes come and go: an unreadable mountinfo is skipped.
         let path = entry.path().join("mountinfo");
-        let info = std::fs::read_to_string(path).unwrap_or_default();
+        // Bytes: a mount path need not be UTF-8.
+        let info = std::fs::read(path).unwrap_or_default();
+        let info = String::from_utf8_lossy(&info);
         for (conn, mountpoint) in info.lines().filter_map(mountinfo_undead) {
             let new = || RescueItem {
                 conn,

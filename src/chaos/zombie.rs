@@ -42,7 +42,8 @@ pub fn spawn_zombies(n: usize, wait: Duration) -> (Vec<Pid>, Option<Errno>) {
         Ok(stacks) => stacks,
         Err(e) => return (Vec::new(), Some(e)),
     };
-    let mut made = Vec::with_capacity(n);
+    // Nothing sized by `n` up front: `n` may be large (up to pid_max).
+    let mut made = Vec::new();
     let mut errno = None;
     for i in 0..n {
         match stacks.spawn_zombie(i) {

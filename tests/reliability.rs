@@ -1,0 +1,595 @@
+//! Reliability (issue #10): PID 1 never dies, blocks or lies, whatever a
+//! client sends or the namespace looks like; `--pause` (SPEC §7) and the
+//! stop sequence (SPEC §2). Each test drives the real binary as PID 1 of a
+//! fresh PID namespace and as a subreaper, and failed on the code before
+//! its fix (said in the commit that added it).
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{
+    BIN, MODES, Mode, Ran, Scratch, Undead, comm, run_ran, state, wait_for,
+};
+
+/// Bound of every wait for something that should happen at once.
+const T: Duration = Duration::from_secs(10);
+
+/// One undead with a control socket in a scratch directory of its own.
+#[allow(dead_code)] // `dir` is for fixtures
+struct Fix {
+    u: Undead,
+    dir: Scratch,
+    sock: String,
+}
+
+#[allow(dead_code)]
+impl Fix {
+    /// `undead OPTS --control SOCK [-- CMD]` (no `--` when `cmd` is
+    /// empty: `--pause`), once the socket answers.
+    fn start(mode: Mode, opts: &[&str], cmd: &[&str]) -> Fix {
+        Fix::start_env(mode, opts, cmd, &[])
+    }
+
+    fn start_env(
+        mode: Mode,
+        opts: &[&str],
+        cmd: &[&str],
+        env: &[(&str, &str)],
+    ) -> Fix {
+        let dir = Scratch::new("rel");
+        let sock = dir.sock();
+        let mut args = opts.to_vec();
+        args.extend(["--control", sock.as_str()]);
+        if !cmd.is_empty() {
+            args.push("--");
+            args.extend(cmd);
+        }
+        let mut u = Undead::start_with(mode, &args, |c| {
+            c.envs(env.iter().copied());
+        });
+        let up = wait_for(T, || {
+            if Path::new(&sock).exists() {
+                return Some(None);
+            }
+            u.wait(Duration::ZERO).map(Some)
+        });
+        let f = Fix { u, dir, sock };
+        match up {
+            Some(None) => f,
+            Some(Some(code)) => f.fail(&format!("undead exited {code}")),
+            None => f.fail("no control socket"),
+        }
+    }
+
+    /// `undead ARGS --control SOCK`, from the host.
+    fn client(&self, args: &[&str]) -> Ran {
+        let mut c = Command::new(BIN);
+        c.args(args).args(["--control", &self.sock]);
+        run_ran(&mut c, Duration::from_secs(20))
+    }
+
+    fn ok(&self, args: &[&str]) -> Ran {
+        let r = self.client(args);
+        if r.code != 0 {
+            self.fail(&format!("`undead {}`: {r:?}", args.join(" ")));
+        }
+        r
+    }
+
+    /// The host pids under undead named `name`, in state `st`.
+    fn named(&self, name: &str, st: char) -> Vec<i32> {
+        self.u
+            .descendants()
+            .into_iter()
+            .filter(|&p| {
+                comm(p).as_deref() == Some(name) && state(p) == Some(st)
+            })
+            .collect()
+    }
+
+    fn fail(&self, msg: &str) -> ! {
+        let table: Vec<String> = self
+            .u
+            .descendants()
+            .into_iter()
+            .map(|p| format!("{p:>7} {:?} {:?}", state(p), comm(p)))
+            .collect();
+        panic!(
+            "\n{msg}\n mode: {:?}, undead {}\n stderr:\n{}\n under undead:\n{}",
+            self.u.mode,
+            self.u.pid,
+            self.u.stderr(),
+            table.join("\n")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// --pause (SPEC §7)
+// ---------------------------------------------------------------------------
+
+/// `--pause` (and `UNDEAD_PAUSE=1`) runs no command, serves the kit, lives
+/// through signals other than TERM/INT, and on SIGTERM releases what it
+/// holds and exits 0. See: #10
+#[test]
+fn pause_serves_the_kit_and_exits_0_on_term() {
+    for mode in MODES {
+        for (flag, env) in [
+            (&["--pause"][..], &[][..]),
+            (&[][..], &[("UNDEAD_PAUSE", "1")][..]),
+        ] {
+            let mut f = Fix::start_env(mode, flag, &[], env);
+            f.ok(&["zombie", "2"]);
+            if f.named("undead-zombie", 'Z').len() != 2 {
+                f.fail("want 2 held zombies");
+            }
+            let st = f.ok(&["status", "--json"]).stdout;
+            if !st.contains("\"child\":{\"pid\":null") {
+                f.fail(&format!("status names a child: {st}"));
+            }
+            // Negative control: only TERM/INT end the pause.
+            f.u.signal(libc::SIGHUP);
+            f.ok(&["status"]);
+            if f.u.wait(Duration::from_millis(200)).is_some() {
+                f.fail("SIGHUP ended --pause");
+            }
+            f.u.signal(libc::SIGTERM);
+            let code = f.u.wait(T);
+            if code != Some(0) {
+                f.fail(&format!("exit {code:?} after SIGTERM, want 0"));
+            }
+            if mode == Mode::Subreaper && !f.u.descendants().is_empty() {
+                f.fail("descendants left after --pause exited");
+            }
+            if Path::new(&f.sock).exists() {
+                f.fail("socket file left behind");
+            }
+        }
+    }
+}
+
+/// `--pause` with a command is a usage error (exit 2, one line).
+#[test]
+fn pause_with_a_command_is_a_usage_error() {
+    let r = run_ran(Command::new(BIN).args(["--pause", "--", "true"]), T);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Defect 1: counts are bounded by pid_max
+// ---------------------------------------------------------------------------
+
+/// One raw request line on the socket; the reply line ("" if none).
+fn raw(sock: &str, line: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(T));
+    let _ = s.write_all(line);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Environment variables for one run.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+/// Above every pid_max: PID_MAX_LIMIT (4 Mi on 64-bit) + 1. Not the
+/// host's pid_max + 1: a fresh PID namespace reports its own pid_max (4 Mi
+/// on 6.18), and a count it accepts would fork until pids.max.
+const ABOVE_ANY_PID_MAX: &str = "4194305";
+
+/// A count above pid_max is a usage error (client exit 2, start exit 2),
+/// never an allocation failure that kills PID 1. The huge counts come
+/// first: on the old code they abort undead at once (a count within
+/// pid_max would fork until pids.max instead). See: #10 (1)
+#[test]
+fn counts_above_pid_max_are_usage_errors() {
+    let counts = ["10000000000", "4611686018427387905", ABOVE_ANY_PID_MAX];
+    for mode in MODES {
+        let mut f = Fix::start(mode, &[], &["sleep", "600"]);
+        for n in counts {
+            for verb in
+                [&["dstate", n][..], &["zombie", n], &["wait", "--zombies", n]]
+            {
+                let r = f.client(verb);
+                if r.code != 2 || r.stderr.lines().count() != 1 {
+                    f.fail(&format!(
+                        "{verb:?}: want exit 2 and one line: {r:?}"
+                    ));
+                }
+            }
+            // Past the client: the server's parser refuses it too.
+            for req in
+                [format!("dstate {n}\n"), format!("zombie {n} holder\n")]
+            {
+                let reply = raw(&f.sock, req.as_bytes());
+                if !reply.contains("\"ok\":false")
+                    || !reply.contains("pid_max")
+                {
+                    f.fail(&format!("{req:?}: reply {reply:?}"));
+                }
+            }
+            if f.u.wait(Duration::ZERO).is_some() {
+                f.fail(&format!("undead died of count {n}"));
+            }
+        }
+        f.ok(&["zombie", "1"]);
+        f.ok(&["status"]);
+    }
+    for mode in MODES {
+        for n in counts {
+            let cases: [(&[&str], Env); 3] = [
+                (&["--dstate", n, "--", "true"], &[]),
+                (&["--zombies", n, "--", "true"], &[]),
+                (&["--no-control", "--", "true"], &[("UNDEAD_DSTATE", n)]),
+            ];
+            for (args, env) in cases {
+                let mut c = crate::common::command(mode);
+                c.args(args).envs(env.iter().copied());
+                let r = run_ran(&mut c, T);
+                assert_eq!(r.code, 2, "{mode:?} {args:?} {env:?}: {r:?}");
+                assert!(r.stderr.contains("pid_max"), "{r:?}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Defect 3: names that are not UTF-8
+// ---------------------------------------------------------------------------
+
+/// A link to `sleep` named nine 'é' (18 bytes): the kernel cuts its comm
+/// at 15 bytes, mid-character (ends in 0xC3).
+fn non_utf8_sleep(dir: &Scratch) -> String {
+    let which =
+        run_ran(Command::new("sh").args(["-c", "command -v sleep"]), T);
+    let link = dir.path(&"\u{e9}".repeat(9));
+    std::os::unix::fs::symlink(which.stdout.trim(), &link).unwrap();
+    link.display().to_string()
+}
+
+/// Processes whose comm is not UTF-8 are seen, counted and waited for:
+/// `--wait-all` waits for such a straggler, `status` lists such a withheld
+/// zombie. See: #10 (3)
+#[test]
+fn non_utf8_names_are_seen_and_waited_for() {
+    for mode in MODES {
+        let dir = Scratch::new("utf8");
+        let sleep = non_utf8_sleep(&dir);
+        let script = format!("'{sleep}' 2 & exit 0");
+        let mut c = crate::common::command(mode);
+        c.args(["--no-control", "--wait-all", "--", "sh", "-c", &script]);
+        let r = run_ran(&mut c, T);
+        assert_eq!(r.code, 0, "{mode:?}: {r:?}");
+        assert!(
+            r.took >= Duration::from_millis(1800),
+            "{mode:?}: --wait-all returned after {:?}, before the straggler",
+            r.took
+        );
+
+        let script = format!("('{sleep}' 0 &); exec sleep 600");
+        let f =
+            Fix::start(mode, &["--withhold-reaping"], &["sh", "-c", &script]);
+        let st = wait_for(T, || {
+            let st = f.ok(&["status", "--json"]).stdout;
+            (!st.contains("\"withheld\":[]")).then_some(st)
+        });
+        let st = st.unwrap_or_else(|| f.fail("no withheld zombie in status"));
+        if st.contains("\"zombies\":0") {
+            f.fail(&format!("zombie not counted: {st}"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Defect 4: the child's status is taken once
+// ---------------------------------------------------------------------------
+
+/// After the child exits 3 under `--wait-all`, an orphan that reuses its
+/// pid and exits 42 must not change undead's exit code. PID 1 only: the
+/// namespace's pid_max is lowered to 400 (per namespace since Linux 6.14)
+/// so pids wrap at once; as a subreaper the host's pids would have to wrap.
+/// Pids wrap to 300 (RESERVED_PIDS), so the wrapper burns pids first and
+/// the child gets one above 300; the straggler leaves the child's group
+/// (a pid stays taken while it names a group); a `true` now and then shifts the parity
+/// of the orphans' pids (each loop forks two). See: #10 (4)
+#[test]
+fn child_status_is_taken_once_despite_pid_reuse() {
+    use crate::common::Launch;
+    let dir = Scratch::new("reuse");
+    let (pidf, hit) = (dir.path("pid"), dir.path("hit"));
+    let (pidf, hit) = (pidf.display(), hit.display());
+    let straggler = dir.path("straggler.sh");
+    fs::write(
+        &straggler,
+        format!(
+            "n=$(cat {pidf}); i=0\n\
+             while [ ! -e {hit} ] && [ $i -lt 3000 ]; do\n\
+             i=$((i+1)); [ $((i % 7)) = 0 ] && /bin/true\n\
+             ( sh -c '[ $$ = '$n' ] && {{ touch {hit}; exit 42; }}; exit 0' & )\n\
+             done\n"
+        ),
+    )
+    .unwrap();
+    let burn = "echo 400 > /proc/sys/kernel/pid_max; i=0; \
+                while [ $i -lt 320 ]; do /bin/true; i=$((i+1)); done; \
+                exec \"$@\"";
+    let child = format!(
+        "echo $$ > {pidf}; (setsid sh {} &); exit 3",
+        straggler.display()
+    );
+    let how = Launch { inner: &["sh", "-c", burn, "sh"], ..Launch::default() };
+    let args = ["--no-control", "--wait-all", "-v", "--", "sh", "-c", &child];
+    let mut u = Undead::launch(Mode::Pid1, &how, &args, |_| {});
+    let code = u.wait(Duration::from_secs(60));
+    let reused = Path::new(&hit.to_string()).exists();
+    assert!(reused, "negative control: no orphan reused the child's pid");
+    assert_eq!(code, Some(3), "stderr:\n{}", u.stderr());
+}
+
+// ---------------------------------------------------------------------------
+// Defect 5: one socket path, one undead
+// ---------------------------------------------------------------------------
+
+fn inode(path: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// A second undead with an explicit `--control` of a live socket fails
+/// with one line (exit 1) and leaves the first one's socket alone; when
+/// the file has been replaced by another's, undead's exit does not remove
+/// it; a stale file is replaced. See: #10 (5)
+#[test]
+fn a_live_socket_is_not_taken_over() {
+    for mode in MODES {
+        let a = Fix::start(mode, &[], &["sleep", "600"]);
+        let before = inode(&a.sock);
+        let mut c = crate::common::command(mode);
+        c.args(["--control", &a.sock, "--", "sleep", "600"]);
+        let r = run_ran(&mut c, T);
+        if r.code != 1 || r.stderr.lines().count() != 1 {
+            a.fail(&format!("second undead: want exit 1, one line: {r:?}"));
+        }
+        if inode(&a.sock) != before {
+            a.fail("the second undead replaced the live socket");
+        }
+        a.ok(&["status"]);
+
+        // Someone else's socket now sits at A's path: A must leave it.
+        let mut a = a;
+        let other = a.dir.path("other.sock");
+        let _keep = std::os::unix::net::UnixListener::bind(&other).unwrap();
+        fs::rename(&other, &a.sock).unwrap();
+        let theirs = inode(&a.sock);
+        a.u.signal(libc::SIGTERM);
+        if a.u.wait(T).is_none() {
+            a.fail("undead did not exit on SIGTERM");
+        }
+        if inode(&a.sock) != theirs {
+            a.fail("undead removed a socket file that was not its own");
+        }
+
+        // A stale file (nobody listens) is replaced.
+        let dir = Scratch::new("stale");
+        let sock = dir.sock();
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        let mut c = crate::common::command(mode);
+        c.args(["--control", &sock, "--", "sh", "-c"]);
+        c.arg(format!("exec '{BIN}' status --control '{sock}'"));
+        let r = run_ran(&mut c, T);
+        assert_eq!(r.code, 0, "{mode:?}: stale socket not replaced: {r:?}");
+    }
+}
+
+/// With the default path (/run/undead.sock, here on a private tmpfs), a
+/// second undead runs its command without a socket (said at -v) and the
+/// first one keeps answering. See: #10 (5)
+#[test]
+fn default_path_taken_runs_without_a_socket() {
+    let script = format!(
+        "mount -t tmpfs undead-test /run || exit 90\n\
+         '{BIN}' -- sleep 600 & a=$!\n\
+         i=0; while [ ! -S /run/undead.sock ] && [ $i -lt 2000 ]; do \
+         i=$((i+1)); sleep 0.005; done\n\
+         before=$(stat -c %i /run/undead.sock)\n\
+         '{BIN}' -v -- echo second-ran; echo \"second=$?\"\n\
+         [ \"$(stat -c %i /run/undead.sock)\" = \"$before\" ] && echo kept\n\
+         '{BIN}' status >/dev/null && echo first-answers\n\
+         kill $a; wait $a\n"
+    );
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    let r = run_ran(&mut c, Duration::from_secs(30));
+    for want in ["second-ran", "second=0", "kept", "first-answers"] {
+        assert!(r.stdout.contains(want), "missing {want}: {r:?}");
+    }
+    assert!(r.stderr.contains("another undead answers"), "{r:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Defect 6: /proc of another PID namespace
+// ---------------------------------------------------------------------------
+
+/// `unshare --pid --fork` without `--mount-proc`: /proc is the host's.
+/// As PID 1 undead is the namespace's init; as a subreaper it runs under
+/// a `sh` that is.
+fn foreign_proc(mode: Mode) -> Command {
+    let mut c = Command::new("unshare");
+    c.args(["--pid", "--fork", "--kill-child"]);
+    if mode == Mode::Subreaper {
+        c.args(["sh", "-c", "\"$@\"; exit $?", "sh"]);
+    }
+    c.arg(BIN);
+    c
+}
+
+/// Detected at start (one line); `--wait-all` waits until waitpid says
+/// no child is left, then exits; kit verbs fail with that line; status
+/// reports nothing of the host as seen or withheld. See: #10 (6)
+#[test]
+fn proc_of_another_namespace_is_detected() {
+    for mode in MODES {
+        let mut c = foreign_proc(mode);
+        c.args(["--no-control", "--wait-all", "--"]);
+        c.args(["sh", "-c", "sleep 1 & exit 5"]);
+        let r = run_ran(&mut c, Duration::from_secs(20));
+        assert_eq!(r.code, 5, "{mode:?}: {r:?}");
+        assert!(r.took >= Duration::from_millis(800), "{mode:?}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{mode:?}: {r:?}");
+        assert!(r.stderr.contains("/proc is not"), "{mode:?}: {r:?}");
+
+        let mut c = foreign_proc(mode);
+        c.args(["--no-control", "--zombies", "1", "--", "true"]);
+        let r = run_ran(&mut c, T);
+        assert_eq!(r.code, 1, "{mode:?}: {r:?}");
+        assert!(r.stderr.contains("/proc is not"), "{mode:?}: {r:?}");
+
+        let dir = Scratch::new("proc");
+        let sock = dir.sock();
+        let script = format!(
+            "'{BIN}' zombie 1 --control '{sock}'; echo \"zombie=$?\"; \
+             '{BIN}' status --json --control '{sock}'"
+        );
+        let mut c = foreign_proc(mode);
+        c.args(["--control", &sock, "--", "sh", "-c", &script]);
+        let r = run_ran(&mut c, Duration::from_secs(20));
+        assert_eq!(r.code, 0, "{mode:?}: {r:?}");
+        assert!(r.stdout.contains("zombie=1"), "{mode:?}: {r:?}");
+        assert!(r.stderr.matches("/proc is not").count() >= 2, "{r:?}");
+        assert!(r.stdout.contains("\"withheld\":[]"), "{mode:?}: {r:?}");
+        assert!(r.stdout.contains("\"zombies\":0,\"dstate\":0"), "{r:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Defect 7: FUSE victims reaped by the drain are forgotten
+// ---------------------------------------------------------------------------
+
+/// Abort the FUSE connection that victim `pid` (host pid) is stuck on,
+/// and only that one, through fusectl (mounted for the while if needed).
+fn abort_connection_of(pid: i32) {
+    let info = fs::read(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let info = String::from_utf8_lossy(&info);
+    let conn = info
+        .lines()
+        .filter(|l| l.contains(" - fuse.undead "))
+        .find_map(|l| {
+            l.split(' ').nth(2)?.strip_prefix("0:").map(str::to_string)
+        })
+        .expect("the victim's fuse mount");
+    let ctl = "/sys/fs/fuse/connections";
+    let mounted = Path::new(&format!("{ctl}/{conn}")).exists();
+    let sh = |args: &[&str]| Command::new(args[0]).args(&args[1..]).status();
+    if !mounted {
+        let _ = sh(&["mount", "-t", "fusectl", "none", ctl]);
+    }
+    fs::write(format!("{ctl}/{conn}/abort"), "1").expect("abort");
+    if !mounted {
+        let _ = sh(&["umount", ctl]);
+    }
+}
+
+/// A FUSE victim freed behind undead's back (its connection aborted) and
+/// reaped by the drain is no longer listed as held. See: #10 (7)
+#[test]
+fn reaped_fuse_victims_are_forgotten() {
+    let _serial = crate::fuse::serial();
+    for mode in MODES {
+        let f = Fix::start(mode, &[], &["sleep", "600"]);
+        let r = f.ok(&["dstate", "1", "--kind", "fuse"]);
+        let ns: i32 = r.stdout.trim().parse().unwrap();
+        let victim = f.named("undead-fuse", 'D');
+        if victim.len() != 1 {
+            f.fail("want one undead-fuse victim in D");
+        }
+        abort_connection_of(victim[0]);
+        if wait_for(T, || state(victim[0]).is_none().then_some(())).is_none() {
+            f.fail("the victim was not reaped after the abort");
+        }
+        let st = f.ok(&["status", "--json"]).stdout;
+        if st.contains(&format!("\"pid\":{ns},\"kind\":\"fuse\"")) {
+            f.fail(&format!("reaped victim {ns} still held: {st}"));
+        }
+        let r = f.ok(&["release", "all"]);
+        if !r.stdout.contains("released 0 processes") {
+            f.fail(&format!("release of a forgotten victim: {r:?}"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Defect 9: a failed spawn leaves nothing behind
+// ---------------------------------------------------------------------------
+
+/// A v1 pids cgroup of the test's own, emptied (SIGKILL) and removed on
+/// drop.
+struct Pids(std::path::PathBuf);
+
+impl Pids {
+    fn new(tag: &str, max: u32) -> Option<Pids> {
+        let root = Path::new("/sys/fs/cgroup/pids");
+        let dir =
+            root.join(format!("undead-rel-{}-{tag}", std::process::id()));
+        let _ = fs::remove_dir(&dir);
+        fs::create_dir(&dir).ok()?;
+        let cg = Pids(dir);
+        fs::write(cg.0.join("pids.max"), max.to_string()).ok()?;
+        Some(cg)
+    }
+
+    /// `sh -c 'join; exec "$@"' sh`: what follows runs in the cgroup.
+    fn join(&self) -> String {
+        format!("echo $$ > {}/cgroup.procs; exec \"$@\"", self.0.display())
+    }
+}
+
+impl Drop for Pids {
+    fn drop(&mut self) {
+        let procs = self.0.join("cgroup.procs");
+        let _ = wait_for(T, || {
+            let text = fs::read_to_string(&procs).unwrap_or_default();
+            let left: Vec<i32> =
+                text.lines().filter_map(|l| l.parse().ok()).collect();
+            left.iter().for_each(|&p| crate::common::kill(p, libc::SIGKILL));
+            left.is_empty().then_some(())
+        });
+        let _ = wait_for(T, || fs::remove_dir(&self.0).ok());
+    }
+}
+
+/// At pids.max the child cannot be forked: undead says so (exit 1),
+/// releases what it raised and removes its socket file. See: #10 (9)
+#[test]
+fn failed_spawn_releases_and_removes_the_socket() {
+    for mode in MODES {
+        let Some(cg) = Pids::new(&format!("{mode:?}"), 10) else {
+            eprintln!("skipped: no writable v1 pids cgroup");
+            return;
+        };
+        let join = cg.join();
+        let wrap = ["sh", "-c", join.as_str(), "sh"];
+        let how = match mode {
+            Mode::Pid1 => {
+                crate::common::Launch { inner: &wrap, ..Default::default() }
+            }
+            Mode::Subreaper => {
+                crate::common::Launch { outer: &wrap, ..Default::default() }
+            }
+        };
+        let dir = Scratch::new("spawn");
+        let sock = dir.sock();
+        let mut c = crate::common::command_in(mode, &how);
+        c.args(["--zombies", "9", "--control", &sock, "--", "true"]);
+        let r = run_ran(&mut c, T);
+        assert_eq!(r.code, 1, "{mode:?}: {r:?}");
+        assert!(r.stderr.contains("cannot run 'true'"), "{mode:?}: {r:?}");
+        assert!(!Path::new(&sock).exists(), "{mode:?}: socket left: {r:?}");
+    }
+}
