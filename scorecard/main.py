@@ -44,7 +44,8 @@ def parse_args(argv):
     p.add_argument("--only", default="", help="comma-separated hazards (rows): %s"
                    % ",".join(h.name for h in hazards.HAZARDS))
     p.add_argument("--ops", default="", help="comma-separated operations (columns)")
-    p.add_argument("--quick", action="store_true", help="CI's subset: %s"
+    p.add_argument("--quick", action="store_true", help="CI's subset: %s (TERM: the engine's "
+                   "first graceful operation, KILL: its first kill)"
                    % " ".join("%s/%s" % c for c in hazards.QUICK))
     p.add_argument("--grace", type=int, default=5, help="the stop grace in seconds (5)")
     p.add_argument("--bound", type=float, default=None,
@@ -93,7 +94,11 @@ def plan(args, engine):
     rows = [h for h in hazards.HAZARDS if not split(args.only) or h.name in split(args.only)]
     pairs = [(h, o) for h in rows for o in ops]
     if args.quick:
-        pairs = [(h, o) for h, o in pairs if (h.name, o.name) in hazards.QUICK]
+        first = {}
+        for o in engine.OPS:
+            first.setdefault(o.signal, o)
+        pairs = [(h, o) for h, o in pairs
+                 if any(h.name == n and first.get(sig) is o for n, sig in hazards.QUICK)]
     return pairs
 
 
