@@ -40,6 +40,10 @@ pub trait Source {
     type Event;
     /// The descriptors the wait must watch for input.
     fn fds(&self) -> Vec<BorrowedFd<'_>>;
+    /// The descriptors the wait must watch for room to write.
+    fn writable_fds(&self) -> Vec<BorrowedFd<'_>> {
+        Vec::new()
+    }
     /// When `service` must run even if no descriptor is ready.
     fn next_deadline(&self) -> Option<Instant>;
     /// Do what is ready or due at `now`, without waiting for input (the

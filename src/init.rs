@@ -505,12 +505,14 @@ impl Init {
     /// Live descendants other than what the kit holds (released at exit)
     /// and the guard. Zombies do not count: they are reaped or withheld.
     fn has_descendants(&self) -> bool {
-        let held: Vec<Pid> = self.kit.held().iter().map(|h| h.pid).collect();
+        let mut held: Vec<Pid> =
+            self.kit.held().iter().map(|h| h.pid).collect();
+        held.sort_unstable();
         if !self.proc_ok {
             return reaper::has_children();
         }
         self.descendants().into_iter().any(|p| {
-            !held.contains(&p)
+            held.binary_search(&p).is_err()
                 && Some(p) != self.guard_pid()
                 && procfs::state_of(p).is_some_and(|s| s != 'Z')
         })

@@ -42,11 +42,15 @@ pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
     let under: Vec<Proc> =
         mine.into_iter().filter_map(procfs::read_proc).collect();
     let count = |s| under.iter().filter(|p| p.state == s).count();
-    let held_pids: Vec<Pid> = v.held.iter().map(|h| h.pid).collect();
+    // Sorted: a lookup per process, not a scan of everything held.
+    let mut held_pids: Vec<Pid> = v.held.iter().map(|h| h.pid).collect();
+    held_pids.sort_unstable();
     let withheld: Vec<Pid> = under
         .iter()
         .filter(|p| {
-            p.state == 'Z' && p.ppid == v.me && !held_pids.contains(&p.pid)
+            p.state == 'Z'
+                && p.ppid == v.me
+                && held_pids.binary_search(&p.pid).is_err()
         })
         .map(|p| p.pid)
         .collect();
