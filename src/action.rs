@@ -8,6 +8,7 @@ use nix::unistd::Pid;
 
 use crate::chaos::{ChaosCmd, Created, Release};
 use crate::json::Value;
+use crate::waiting::WaitFor;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -23,8 +24,10 @@ pub enum Action {
     Chaos(ChaosCmd),
     /// Release what the kit holds.
     Release(Release),
-    /// Report what undead holds and sees (`status`, `wait`).
+    /// Report what undead holds and sees (`status`).
     Snapshot,
+    /// Answer once enough Z and D processes are seen (`wait`).
+    Wait(WaitFor),
 }
 
 /// What `Init::apply` did, for the client that asked (a signal's reply is

@@ -26,7 +26,7 @@ use crate::chaos::{ChaosCmd, Kit, Release};
 use crate::config::{Config, ControlPath, Withhold};
 use crate::control::Server;
 use crate::error::Error;
-use crate::event::Event;
+use crate::event::{ConnId, Event};
 use crate::guard::{self, Guard};
 use crate::log::{debug, error, info};
 use crate::procfs;
@@ -36,6 +36,7 @@ use crate::signals;
 use crate::spawn::{self, Group, SpawnPlan};
 use crate::status;
 use crate::wait;
+use crate::waiting::Waiters;
 
 /// The one struct that owns undead's state.
 pub struct Init {
@@ -63,6 +64,8 @@ pub struct Init {
     recorder: Option<Recorder>,
     /// Subreaper mode: kills the child's group if undead is SIGKILLed.
     guard: Option<Guard>,
+    /// `wait` clients, answered when their condition holds.
+    waiters: Waiters,
 }
 
 pub fn main(cfg: Config) -> u8 {
@@ -149,6 +152,7 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         kit,
         recorder: cfg_report.then(|| Recorder::new(started)),
         guard,
+        waiters: Waiters::default(),
     })
 }
 
@@ -242,21 +246,49 @@ impl Init {
                         self.apply(action);
                     }
                     Event::Expired(released) => self.on_expired(&released),
-                    Event::Request(conn, asked) => {
-                        let reply = match asked {
-                            Ok(action) => self.apply(action),
-                            Err(why) => Reply::Refused(why),
-                        };
-                        if let Some(server) = self.control.as_mut() {
-                            server.respond(conn, &reply);
-                        }
-                    }
+                    Event::Request(conn, asked) => self.request(conn, asked),
                     Event::Deadline(now) => self.on_deadlines(now),
                 }
             }
+            self.answer_waiters();
             if let Some(code) = self.exit_code() {
                 return self.finish(code);
             }
+        }
+    }
+
+    /// A control request: executed and answered, or (`wait`) held.
+    fn request(&mut self, conn: ConnId, asked: Result<Action, String>) {
+        let reply = match asked {
+            Ok(Action::Wait(want)) => {
+                self.waiters.add(conn, want, Instant::now());
+                return;
+            }
+            Ok(action) => self.apply(action),
+            Err(why) => Reply::Refused(why),
+        };
+        self.respond(conn, &reply);
+    }
+
+    fn respond(&mut self, conn: ConnId, reply: &Reply) {
+        if let Some(server) = self.control.as_mut() {
+            server.respond(conn, reply);
+        }
+    }
+
+    /// Answer the `wait` clients whose condition now holds or whose time
+    /// is up.
+    fn answer_waiters(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let seen = status::seen(self.me, self.proc_ok);
+        for (conn, met) in self.waiters.answer(seen, Instant::now()) {
+            let reply = match met {
+                Ok(()) => Reply::Status(self.status()),
+                Err(why) => Reply::Refused(why),
+            };
+            self.respond(conn, &reply);
         }
     }
 
@@ -296,6 +328,10 @@ impl Init {
             Action::Chaos(cmd) => return self.raise(&cmd),
             Action::Release(what) => return self.release(&what),
             Action::Snapshot => return Reply::Status(self.status()),
+            // Only a control connection can wait (`request`).
+            Action::Wait(_) => {
+                return Reply::Refused("wait needs a connection".into());
+            }
         }
         Reply::Done
     }
@@ -412,9 +448,13 @@ impl Init {
         }
     }
 
-    /// The init's own timers: end of withholding, end of `--grace`.
+    /// The init's own timers: end of withholding, end of `--grace`, the
+    /// `wait` clients' timeouts and rechecks.
     fn own_deadline(&self) -> Option<Instant> {
-        [self.withhold_until, self.kill_at].into_iter().flatten().min()
+        [self.withhold_until, self.kill_at, self.waiters.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_deadlines(&mut self, now: Instant) {

@@ -34,6 +34,7 @@ mod spawn;
 mod status;
 mod sys;
 mod wait;
+mod waiting;
 
 use error::Error;
 

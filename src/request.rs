@@ -9,18 +9,21 @@
 //! dstate N [vfork|fuse] [outlive DURATION]
 //! release [all|zombies|dstate|PID...]
 //! status
+//! wait Z D MS
 //! ```
 //!
 //! A new verb is one `Request` (or `ChaosCmd`) variant, one arm in
 //! `parse` and one in `fmt`.
 
 use std::fmt;
+use std::time::Duration;
 
 use nix::unistd::Pid;
 
 use crate::action::Action;
 use crate::chaos::{ChaosCmd, Kind, Release};
 use crate::parse;
+use crate::waiting::{MAX_HOLD, WaitFor};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -30,6 +33,9 @@ pub enum Request {
     Release(Release),
     /// `status`: what undead is, holds and sees.
     Status,
+    /// `wait Z D MS`: answer once at least Z zombies and D processes in D
+    /// are seen, or after MS milliseconds.
+    Wait(WaitFor),
 }
 
 impl Request {
@@ -45,6 +51,7 @@ impl Request {
                 parse_release(rest).map(Request::Release)
             }
             Some((&"status", [])) => Ok(Request::Status),
+            Some((&"wait", rest)) => parse_wait(rest).map(Request::Wait),
             Some((verb, _)) => {
                 Err(format!("unknown request '{}'", verb.escape_debug()))
             }
@@ -58,6 +65,7 @@ impl Request {
             Request::Raise(cmd) => Action::Chaos(cmd),
             Request::Release(what) => Action::Release(what),
             Request::Status => Action::Snapshot,
+            Request::Wait(want) => Action::Wait(want),
         }
     }
 }
@@ -90,6 +98,13 @@ impl fmt::Display for Request {
                 pids.iter().try_for_each(|p| write!(f, " {p}"))
             }
             Request::Status => f.write_str("status"),
+            Request::Wait(w) => write!(
+                f,
+                "wait {} {} {}",
+                w.zombies,
+                w.dstate,
+                w.timeout.as_millis()
+            ),
         }
     }
 }
@@ -124,6 +139,20 @@ fn parse_dstate(words: &[&str]) -> Result<ChaosCmd, String> {
         }
     }
     Ok(ChaosCmd::Dstate { n, kind, outlive })
+}
+
+/// `Z D MS`: counts as `count` reads them, the timeout in milliseconds
+/// (at most `MAX_HOLD`).
+fn parse_wait(words: &[&str]) -> Result<WaitFor, String> {
+    let [z, d, ms] = words else {
+        return Err("wait needs: zombies dstate milliseconds".into());
+    };
+    let ms: u64 = ms.parse().map_err(|_| format!("invalid timeout '{ms}'"))?;
+    Ok(WaitFor {
+        zombies: parse::count(z)? as u64,
+        dstate: parse::count(d)? as u64,
+        timeout: Duration::from_millis(ms).min(MAX_HOLD),
+    })
 }
 
 /// `all`, `zombies`, `dstate` or PIDs; nothing means `all`. Pure.
@@ -216,6 +245,11 @@ mod tests {
                 Pid::from_raw(2_000_000),
             ])),
             Request::Status,
+            Request::Wait(WaitFor {
+                zombies: 3,
+                dstate: 0,
+                timeout: Duration::from_millis(1500),
+            }),
         ];
         for request in all {
             let line = request.to_string();
@@ -239,6 +273,10 @@ mod tests {
             b"release 0",
             b"release all zombies",
             b"status now",
+            b"wait",
+            b"wait 1 1",
+            b"wait 1 1 x",
+            b"wait -1 0 10",
             b"rm -rf /",
             b"\0\0\0",
         ] {

@@ -89,6 +89,20 @@ pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
     ])
 }
 
+/// How many Z and D processes undead sees among its descendants (what
+/// `wait` compares against).
+pub fn seen(me: Pid, proc_ok: bool) -> (u64, u64) {
+    if !proc_ok {
+        return (0, 0);
+    }
+    let states: Vec<char> = procfs::descendants_of(me)
+        .into_iter()
+        .filter_map(procfs::state_of)
+        .collect();
+    let count = |s| states.iter().filter(|&&c| c == s).count() as u64;
+    (count('Z'), count('D'))
+}
+
 /// The held processes, each with its age and time left.
 fn held(v: &View<'_>, now: Instant) -> Vec<Value> {
     v.held

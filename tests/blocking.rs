@@ -241,3 +241,54 @@ fn two_hundred_clients_at_once_are_all_served() {
         up.ok(&["release", "all"]);
     }
 }
+
+/// undead's context switches so far (each a wake-up, or a preemption).
+fn switches(pid: i32) -> u64 {
+    ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+        .iter()
+        .filter_map(|k| status_field(pid, k)?.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// `wait` used to ask for `status` every 10 ms, waking PID 1 each time.
+/// Now undead holds the request and answers when the condition holds
+/// (here: when the zombies it was asked for exist) or at the timeout; in
+/// between it wakes only to recheck, 10 times a second.
+#[test]
+fn wait_is_answered_by_events_not_polling() {
+    for mode in MODES {
+        let up = Up::start(mode, &[], &["sleep", "1000"]);
+        let mut waiting = Command::new(BIN)
+            .args(["wait", "--zombies", "3", "--timeout", "60s"])
+            .args(["--control", &up.sock])
+            .spawn()
+            .unwrap();
+        let _reap = KillOnDrop(vec![waiting.id() as i32]);
+        // The request has arrived once undead holds the connection.
+        wait_for(T, || (up.ok(&["status"]).code == 0).then_some(()));
+        let (cpu0, n0, t0) = (up.cpu(), switches(up.u.pid), Instant::now());
+        // A measurement window, not a synchronisation.
+        std::thread::sleep(Duration::from_secs(2));
+        let (cpu, woke) = (up.cpu() - cpu0, switches(up.u.pid) - n0);
+        let took = t0.elapsed();
+        eprintln!(
+            "{mode:?}: waiting: {woke} wake-ups, {cpu:?} CPU in {took:?}"
+        );
+        // Negative control: the client is still waiting.
+        assert!(waiting.try_wait().unwrap().is_none(), "{mode:?}");
+        assert!(
+            woke < 60,
+            "{mode:?}: {woke} wake-ups of undead in {took:?} of waiting"
+        );
+        let t1 = Instant::now();
+        up.ok(&["zombie", "3"]);
+        let done = wait_for(T, || waiting.try_wait().unwrap());
+        eprintln!("{mode:?}: wait answered {:?} after zombie 3", t1.elapsed());
+        assert_eq!(done.and_then(|s| s.code()), Some(0), "{mode:?}");
+        let late =
+            up.client(&["wait", "--zombies", "9", "--timeout", "300ms"]);
+        assert_eq!(late.code, 1, "{mode:?}: {late:?}");
+        assert!(late.stderr.contains("seen 3 of 9"), "{mode:?}: {late:?}");
+        up.ok(&["release", "all"]);
+    }
+}
