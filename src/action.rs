@@ -6,7 +6,7 @@
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::chaos::{ChaosCmd, Created, Release};
+use crate::chaos::{ChaosCmd, Created, OpId, Release};
 use crate::json::Value;
 use crate::waiting::WaitFor;
 
@@ -44,4 +44,7 @@ pub enum Reply {
     Status(Value),
     /// The request was not executed: why.
     Refused(String),
+    /// The kit answers when operation `OpId` is finished: with what it
+    /// made (a creation), else with the reply kept here.
+    Later(OpId, Box<Reply>),
 }

@@ -405,6 +405,8 @@ pub fn encode(reply: &Reply) -> Value {
             obj([("ok", true.into()), ("released", pids(released))])
         }
         Reply::Status(status) => status.clone(),
+        // Never sent: `Init` keeps it until the kit is done.
+        Reply::Later(_, then) => encode(then),
         Reply::Refused(why) => {
             obj([("ok", false.into()), ("error", why.as_str().into())])
         }

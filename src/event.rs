@@ -13,6 +13,7 @@ use std::time::Instant;
 use nix::unistd::Pid;
 
 use crate::action::Action;
+use crate::chaos::{Created, OpId};
 use crate::signals::Received;
 
 /// One control connection, from accept to reply.
@@ -25,6 +26,9 @@ pub enum Event {
     Signal(Received),
     /// The kit released what reached `--release-after`.
     Expired(Vec<Pid>),
+    /// A kit operation is finished: what a creation made, `None` for a
+    /// release.
+    Finished(OpId, Option<Created>),
     /// A complete control request, or why it cannot be one; the reply goes
     /// to its connection.
     Request(ConnId, Result<Action, String>),

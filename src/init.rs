@@ -22,7 +22,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::unistd::{self, Pid};
 
 use crate::action::{Action, Reply};
-use crate::chaos::{ChaosCmd, Kit, Release};
+use crate::chaos::{ChaosCmd, Created, Kit, OpId, Release, Started};
 use crate::config::{Config, ControlPath, Withhold};
 use crate::control::Server;
 use crate::error::Error;
@@ -66,6 +66,8 @@ pub struct Init {
     guard: Option<Guard>,
     /// `wait` clients, answered when their condition holds.
     waiters: Waiters,
+    /// Clients whose reply waits for a kit operation, with that reply.
+    later: Vec<(OpId, ConnId, Reply)>,
 }
 
 pub fn main(cfg: Config) -> u8 {
@@ -153,6 +155,7 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         recorder: cfg_report.then(|| Recorder::new(started)),
         guard,
         waiters: Waiters::default(),
+        later: Vec::new(),
     })
 }
 
@@ -217,7 +220,11 @@ fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
         ),
     ];
     for (n, cmd) in asks.into_iter().filter(|(n, _)| *n > 0) {
-        let made = kit.create(&cmd);
+        // Before the child runs: nothing to forward yet, so block.
+        let made = match kit.create(&cmd) {
+            Started::Now(made) => made,
+            Started::Later(op) => kit.finish_now(op).unwrap_or_default(),
+        };
         if let Some(why) = made.error {
             return Err(Error::RaiseAtStart(why));
         }
@@ -246,6 +253,7 @@ impl Init {
                         self.apply(action);
                     }
                     Event::Expired(released) => self.on_expired(&released),
+                    Event::Finished(op, made) => self.on_finished(op, made),
                     Event::Request(conn, asked) => self.request(conn, asked),
                     Event::Deadline(now) => self.on_deadlines(now),
                 }
@@ -266,6 +274,25 @@ impl Init {
             }
             Ok(action) => self.apply(action),
             Err(why) => Reply::Refused(why),
+        };
+        match reply {
+            Reply::Later(op, then) => self.later.push((op, conn, *then)),
+            reply => self.respond(conn, &reply),
+        }
+    }
+
+    /// A kit operation is finished: answer the client that asked for it.
+    fn on_finished(&mut self, op: OpId, made: Option<Created>) {
+        let Some(i) = self.later.iter().position(|(id, ..)| *id == op) else {
+            return; // `--release-after`'s, or the client's is gone
+        };
+        let (_, conn, reply) = self.later.swap_remove(i);
+        let reply = match made {
+            Some(made) => {
+                info!("raised: pids {}", crate::log::pids(&made.pids));
+                Reply::Raised(made)
+            }
+            None => reply,
         };
         self.respond(conn, &reply);
     }
@@ -337,15 +364,19 @@ impl Init {
     }
 
     fn raise(&mut self, cmd: &ChaosCmd) -> Reply {
-        let made = self.kit.create(cmd);
-        info!("raised {cmd:?}: pids {}", crate::log::pids(&made.pids));
-        Reply::Raised(made)
+        match self.kit.create(cmd) {
+            Started::Now(made) => {
+                info!("raised {cmd:?}: pids {}", crate::log::pids(&made.pids));
+                Reply::Raised(made)
+            }
+            Started::Later(op) => Reply::Later(op, Box::new(Reply::Done)),
+        }
     }
 
     /// Release; `release all` also ends withholding, and releasing zombies
     /// reaps the orphans withheld so far (README, "Withheld reaping").
     fn release(&mut self, what: &Release) -> Reply {
-        let mut released = self.kit.release(what);
+        let (mut released, op) = self.kit.release(what);
         if matches!(what, Release::All) {
             self.end_withholding();
         }
@@ -359,7 +390,11 @@ impl Init {
         released.sort();
         released.dedup();
         info!("released pids {}", crate::log::pids(&released));
-        Reply::Released(released)
+        match op {
+            // Answered once they are gone.
+            Some(op) => Reply::Later(op, Box::new(Reply::Released(released))),
+            None => Reply::Released(released),
+        }
     }
 
     fn status(&self) -> crate::json::Value {
@@ -576,7 +611,11 @@ impl Init {
     fn finish(mut self, code: u8) -> u8 {
         let held = self.kit.held();
         let releasing = Instant::now();
-        let released = self.kit.release(&Release::All);
+        let (released, op) = self.kit.release(&Release::All);
+        if let Some(op) = op {
+            // Exiting: nothing else to do but wait (bounded) for them.
+            self.kit.finish_now(op);
+        }
         let release_took = releasing.elapsed();
         if let Some(server) = &self.control {
             server.remove();

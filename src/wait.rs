@@ -59,6 +59,8 @@ pub fn wait_for_events(
     if ready.kit || ready.signals || is_due(&*kit, now) {
         events.extend(kit.service(now).into_iter().map(|e| match e {
             KitEvent::Expired(pids) => Event::Expired(pids),
+            KitEvent::Created(op, made) => Event::Finished(op, Some(made)),
+            KitEvent::Released(op) => Event::Finished(op, None),
         }));
     }
     if let Some(server) = control {
