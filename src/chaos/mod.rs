@@ -276,7 +276,8 @@ impl Kit {
     /// an operation waits for /proc to confirm.
     fn busy_at(&self) -> Option<Instant> {
         let now = Instant::now();
-        if !self.done.is_empty() || self.creating.iter().any(Creating::is_making)
+        if !self.done.is_empty()
+            || self.creating.iter().any(Creating::is_making)
         {
             Some(now)
         } else if !self.creating.is_empty() || !self.letting_go.is_empty() {
