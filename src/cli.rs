@@ -37,6 +37,10 @@ pub struct InitArgs {
     /// start the child in a new session (dumb-init's default)
     #[argh(switch)]
     pub setsid: bool,
+    /// as a subreaper, keep a helper (undead-guard) that kills the child's
+    /// process group if undead is SIGKILLed
+    #[argh(switch)]
+    pub guard: bool,
     /// signal undead gets when its parent dies (tini -p)
     #[argh(option, short = 'p')]
     pub pdeathsig: Option<String>,

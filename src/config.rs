@@ -24,6 +24,8 @@ pub struct Config {
     pub subreaper: bool,
     pub pgroup: bool,
     pub setsid: bool,
+    /// Fork `undead-guard` in subreaper mode (off: tini's process tree).
+    pub guard: bool,
     pub pdeathsig: Option<Signal>,
     pub remap_exit: Vec<u8>,
     pub rewrites: Rewrites,
@@ -227,6 +229,7 @@ pub fn config(a: InitArgs, env: &Env<'_>) -> Result<Config, Error> {
         pgroup: env.switch(a.pgroup, "UNDEAD_PGROUP")?
             || env.is_set("TINI_KILL_PROCESS_GROUP"),
         setsid: env.switch(a.setsid, "UNDEAD_SETSID")?,
+        guard: env.switch(a.guard, "UNDEAD_GUARD")?,
         pdeathsig: typed(
             env.opt(a.pdeathsig, "UNDEAD_PDEATHSIG"),
             parse::signal,

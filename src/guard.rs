@@ -1,5 +1,13 @@
-//! Subreaper mode only: `undead-guard`, which outlives a SIGKILLed undead
-//! just long enough to SIGKILL the child's process group.
+//! Subreaper mode with `--guard` only: `undead-guard`, which outlives a
+//! SIGKILLed undead just long enough to SIGKILL the child's process group.
+//!
+//! Off by default: tini's process tree has no helper, and tini's own tests
+//! count init's descendants. Without the guard a SIGKILLed undead still
+//! takes its child (PR_SET_PDEATHSIG, `spawn.rs`), not the grandchildren.
+//! The kernel offers no invisible substitute: a process group or session
+//! has no death signal, PR_SET_PDEATHSIG binds only the child undead forks
+//! (and is cleared for the grandchildren: `fork(2)`), and a thread of
+//! undead dies with it.
 //!
 //! When undead is not PID 1 and dies by SIGKILL, no code of its own runs.
 //! The child dies by its parent-death signal (`spawn.rs`), but what the

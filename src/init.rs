@@ -62,7 +62,8 @@ pub struct Init {
     kit: Kit,
     /// Signals and times for `--report`, when asked for.
     recorder: Option<Recorder>,
-    /// Subreaper mode: kills the child's group if undead is SIGKILLed.
+    /// `--guard` in subreaper mode: kills the child's group if undead is
+    /// SIGKILLed.
     guard: Option<Guard>,
     /// `wait` clients, answered when their condition holds.
     waiters: Waiters,
@@ -123,10 +124,14 @@ fn setup(cfg: Config) -> Result<Init, Error> {
             }
         })?)
     };
-    // As PID 1 the kernel kills the namespace when undead dies. Without
-    // /proc, `--wait-all` waits for waitpid's ECHILD, which the guard
-    // (a child as long as undead lives) would never let come.
-    let guard = child.filter(|_| !is_pid1 && proc_ok).and_then(|child| {
+    // As PID 1 the kernel kills the namespace when undead dies. As a
+    // subreaper the child dies by its parent-death signal; only `--guard`
+    // adds a process of our own to the tree (tini's tree by default:
+    // tini's tests count init's descendants). Without /proc, `--wait-all`
+    // waits for waitpid's ECHILD, which the guard (a child as long as
+    // undead lives) would never let come.
+    let guard = child.filter(|_| !is_pid1 && proc_ok && cfg.guard);
+    let guard = guard.and_then(|child| {
         guard::spawn_guard(child)
             .inspect_err(|e| {
                 error!("failed to start undead-guard: {}", e.desc())
@@ -435,7 +440,8 @@ impl Init {
         }
         for pid in &drained.others {
             if self.cfg.warn_reap && Some(*pid) != self.guard_pid() {
-                error!("reaped zombie process {pid}, which is not the child");
+                // tini's words: tests and log greps match them.
+                error!("Reaped zombie process with pid={pid}");
             }
             debug!("reaped {pid}");
         }

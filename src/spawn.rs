@@ -30,7 +30,14 @@ use crate::error::Error;
 use crate::signals::{self, ChildSignalState};
 use crate::sys::{self, ExecArgs};
 
-/// Where the child's process group lives.
+/// Where the child's process group lives. tini's process group is the
+/// default with or without a terminal: a new session also puts the child
+/// in a scheduler autogroup of its own (`setsid(2)`, when
+/// `kernel.sched_autogroup_enabled` is 1 and the task is in the root CPU
+/// cgroup), and that changed the signal latency one way or the other with
+/// the machine's load (README, "Signal latency and the child's session"),
+/// while it costs tini's semantics: the child's group would be orphaned,
+/// so the kernel would discard a forwarded SIGTSTP (`kernel/signal.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
     /// A new process group in undead's session (tini).

@@ -13,15 +13,18 @@
 //! aborts the test's own FUSE connections if a victim is still stuck in D.
 //! Waits are bounded polls of a condition, never bare sleeps.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::common::fusectl::{abort_stuck, undead_fuse_connections};
+use crate::common::{
+    Ident, KillOnDrop, Ran, Stat, all_descendants, exec, kill, wait_every,
+};
 
 const UNDEAD: &str = env!("CARGO_BIN_EXE_undead");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -46,102 +49,18 @@ const STOP_FAST: Duration = Duration::from_secs(5);
 // Running commands
 // ---------------------------------------------------------------------------
 
-/// What a finished command did.
-#[derive(Debug)]
-struct Ran {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Ran {
-    fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    fn both(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-impl std::fmt::Display for Ran {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "`{}` -> {:?} in {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.what, self.code, self.took, self.stdout, self.stderr
-        )
-    }
-}
-
 /// Runs `prog args` to completion, killing it (by its own pid) after
 /// `limit`, so that a hung engine fails the test instead of hanging it.
 fn run_for(limit: Duration, prog: &str, args: &[&str]) -> Ran {
     let ran = try_run_for(limit, prog, args);
-    assert!(ran.code.is_some(), "did not finish within {limit:?}: {ran}");
+    assert!(ran.code != -1, "did not finish within {limit:?}: {ran}");
     ran
 }
 
-/// [`run_for`] that never panics (for `Drop`): `code` is None when the
-/// command could not start, was killed by a signal or timed out.
+/// [`run_for`] that never panics (for `Drop`): `code` is -1 when the
+/// command could not start or timed out.
 fn try_run_for(limit: Duration, prog: &str, args: &[&str]) -> Ran {
-    let what = format!("{prog} {}", args.join(" "));
-    let start = Instant::now();
-    let spawned = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) => {
-            return Ran {
-                what,
-                code: None,
-                stdout: String::new(),
-                stderr: format!("cannot run: {e}\n"),
-                took: start.elapsed(),
-            };
-        }
-    };
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() < limit => {
-                thread::sleep(Duration::from_millis(20))
-            }
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let took = start.elapsed();
-    Ran {
-        what,
-        code: status.and_then(|s| s.code()),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-        took,
-    }
-}
-
-fn drain<R: Read + Send + 'static>(
-    pipe: Option<R>,
-) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+    exec(Command::new(prog).args(args), None, limit)
 }
 
 fn docker(args: &[&str]) -> Ran {
@@ -181,6 +100,17 @@ fn engine_or_skip(test: &str) -> bool {
     }
 }
 
+/// The test's [`Cleanup`] guard and its image (see [`TEST_DOCKERFILE`]),
+/// or `None` when the engine does not answer (then the test skips).
+fn engine(test: &str) -> Option<(Cleanup, String)> {
+    if !engine_or_skip(test) {
+        return None;
+    }
+    let mut cl = Cleanup::default();
+    let img = cl.test_image();
+    Some((cl, img))
+}
+
 /// A name no other test, run or user has: docker names and image tags.
 fn unique(what: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -195,21 +125,10 @@ fn unique(what: &str) -> String {
     )
 }
 
-/// Polls `probe` every 50 ms until it yields a value or `limit` passes.
-fn poll<T>(
-    limit: Duration,
-    mut probe: impl FnMut() -> Option<T>,
-) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe() {
-            return Some(value);
-        }
-        if start.elapsed() >= limit {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+/// Polls `probe` every 50 ms (a probe runs `docker`) until it yields a
+/// value or `limit` passes.
+fn poll<T>(limit: Duration, probe: impl FnMut() -> Option<T>) -> Option<T> {
+    wait_every(Duration::from_millis(50), limit, probe)
 }
 
 fn wait_until<T>(
@@ -231,9 +150,9 @@ struct Cleanup {
     containers: Vec<String>,
     images: Vec<String>,
     dirs: Vec<PathBuf>,
-    /// Host PIDs of FUSE victims this test raised: if any is still in D at
-    /// the end, its connection (and only its) is aborted through fusectl.
-    fuse_victims: Vec<i32>,
+    /// FUSE victims this test raised: if any is still there at the end,
+    /// its connection (and only its) is aborted through fusectl.
+    fuse_victims: Vec<Ident>,
 }
 
 impl Cleanup {
@@ -271,6 +190,24 @@ impl Cleanup {
         tag
     }
 
+    /// `docker run -d OPTS --name NAME IMAGE CMD...`: a new container
+    /// (named after `what`), running; returns its name.
+    fn run_d(
+        &mut self,
+        what: &str,
+        opts: &[&str],
+        image: &str,
+        cmd: &[&str],
+    ) -> String {
+        let c = self.container(what);
+        let mut args = vec!["run", "-d"];
+        args.extend(opts);
+        args.extend(["--name", c.as_str(), image]);
+        args.extend(cmd);
+        docker_ok(&args);
+        c
+    }
+
     /// The image every engine test uses (see [`TEST_DOCKERFILE`]).
     fn test_image(&mut self) -> String {
         assert!(
@@ -288,7 +225,7 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        abort_stuck_fuse(&self.fuse_victims);
+        abort_stuck(&self.fuse_victims);
         for c in &self.containers {
             let _ = try_run_for(
                 Duration::from_secs(60),
@@ -331,35 +268,8 @@ fn is_static_busybox() -> bool {
 // /proc
 // ---------------------------------------------------------------------------
 
-/// One line of /proc/PID/stat.
-#[derive(Debug, Clone)]
-struct Proc {
-    pid: i32,
-    comm: String,
-    state: char,
-    ppid: i32,
-    pgrp: i32,
-    tpgid: i32,
-}
-
-fn parse_stat(line: &str) -> Option<Proc> {
-    let open = line.find('(')?;
-    let close = line.rfind(')')?;
-    let pid = line[..open].trim().parse().ok()?;
-    let comm = line[open + 1..close].to_owned();
-    let rest: Vec<&str> = line[close + 1..].split_whitespace().collect();
-    Some(Proc {
-        pid,
-        comm,
-        state: rest.first()?.chars().next()?,
-        ppid: rest.get(1)?.parse().ok()?,
-        pgrp: rest.get(2)?.parse().ok()?,
-        tpgid: rest.get(5)?.parse().ok()?,
-    })
-}
-
 /// The processes of a running container, as its own /proc shows them.
-fn container_procs(c: &str) -> Vec<Proc> {
+fn container_procs(c: &str) -> Vec<Stat> {
     let ran = docker(&[
         "exec",
         c,
@@ -367,39 +277,16 @@ fn container_procs(c: &str) -> Vec<Proc> {
         "-c",
         "for f in /proc/[0-9]*/stat; do cat \"$f\" 2>/dev/null; done",
     ]);
-    ran.stdout.lines().filter_map(parse_stat).collect()
-}
-
-fn host_proc(pid: i32) -> Option<Proc> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    ran.stdout.lines().filter_map(Stat::parse).collect()
 }
 
 /// Every host process below `root` (not `root` itself).
-fn host_descendants(root: i32) -> Vec<Proc> {
-    let all: Vec<Proc> = fs::read_dir("/proc")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .filter_map(host_proc)
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut children: BTreeMap<i32, Vec<&Proc>> = BTreeMap::new();
-    for p in &all {
-        children.entry(p.ppid).or_default().push(p);
-    }
-    let mut out = Vec::new();
-    let mut todo = vec![root];
-    while let Some(pid) = todo.pop() {
-        for p in children.get(&pid).into_iter().flatten() {
-            todo.push(p.pid);
-            out.push((*p).clone());
-        }
-    }
-    out
+fn host_descendants(root: i32) -> Vec<Stat> {
+    all_descendants(root).into_iter().filter_map(Stat::of).collect()
 }
 
 /// Processes undead made (its `comm`s all start with "undead").
-fn count_undead(procs: &[Proc], state: char) -> usize {
+fn count_undead(procs: &[Stat], state: char) -> usize {
     procs
         .iter()
         .filter(|p| p.state == state && p.comm.starts_with("undead"))
@@ -436,84 +323,6 @@ fn stop(c: &str) -> Duration {
     let ran = docker(&["stop", "-t", STOP_TIMEOUT_S, c]);
     assert!(ran.ok(), "{ran}");
     ran.took
-}
-
-/// When a victim is still in D, aborts its FUSE connection through fusectl:
-/// only connections mounted in that victim's own mount table, never others.
-fn abort_stuck_fuse(victims: &[i32]) {
-    let stuck: Vec<i32> = victims
-        .iter()
-        .copied()
-        .filter(|&pid| {
-            host_proc(pid).is_some_and(|p| {
-                p.state == 'D' && p.comm.starts_with("undead")
-            })
-        })
-        .collect();
-    if stuck.is_empty() {
-        return;
-    }
-    eprintln!(
-        "cleanup: FUSE victims {stuck:?} still in D: aborting their connections"
-    );
-    let ctl = Path::new("/sys/fs/fuse/connections");
-    let mounted_here = fs::read_to_string("/proc/self/mountinfo")
-        .is_ok_and(|m| m.lines().any(|l| l.contains(" - fusectl ")));
-    let mounted = mounted_here
-        || try_run_for(
-            Duration::from_secs(10),
-            "mount",
-            &["-t", "fusectl", "fusectl", "/sys/fs/fuse/connections"],
-        )
-        .ok();
-    for pid in &stuck {
-        let Ok(mountinfo) =
-            fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-        else {
-            continue;
-        };
-        for conn in undead_fuse_connections(&mountinfo) {
-            let _ = fs::write(ctl.join(conn).join("abort"), "1");
-        }
-    }
-    if mounted && !mounted_here {
-        let _ = try_run_for(
-            Duration::from_secs(10),
-            "umount",
-            &["/sys/fs/fuse/connections"],
-        );
-    }
-    let gone = poll(Duration::from_secs(10), || {
-        stuck
-            .iter()
-            .all(|&pid| host_proc(pid).is_none_or(|p| p.state != 'D'))
-            .then_some(())
-    });
-    if gone.is_none() {
-        eprintln!("cleanup: victims {stuck:?} still in D after the abort");
-    }
-}
-
-/// The fusectl connection names (the minor of the mount's `0:N` device) of
-/// undead's own FUSE mounts in a mountinfo: filesystem type `fuse*` with
-/// "undead" in its type or source. Never another FUSE filesystem: here the
-/// container's root itself is a fuse-overlayfs mount.
-fn undead_fuse_connections(mountinfo: &str) -> Vec<String> {
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (mount, fs) = line.split_once(" - ")?;
-            let mut fs = fs.split_whitespace();
-            let (fstype, source) = (fs.next()?, fs.next().unwrap_or(""));
-            let ours = fstype.starts_with("fuse")
-                && (fstype.contains("undead") || source.contains("undead"));
-            let dev = mount.split_whitespace().nth(2)?;
-            match dev.split_once(':') {
-                Some(("0", minor)) if ours => Some(minor.to_owned()),
-                _ => None,
-            }
-        })
-        .collect()
 }
 
 #[test]
@@ -611,11 +420,11 @@ fn version_output_parses_in_docker_info() {
 /// Exit statuses pass through exactly as with the engine's own init (tini).
 #[test]
 fn docker_exit_codes_pass_through_like_tini() {
-    if !engine_or_skip("docker_exit_codes_pass_through_like_tini") {
+    let Some((mut cl, img)) =
+        engine("docker_exit_codes_pass_through_like_tini")
+    else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
+    };
     let cases = [
         ("exit 0", 0),
         ("exit 3", 3),
@@ -643,7 +452,8 @@ fn docker_exit_codes_pass_through_like_tini() {
         ]);
         assert_eq!(exit_code(&t), want, "docker --init (tini), `{script}`");
     }
-    // undead's own codes (SPEC §1): 127 not found, 126 not executable.
+    // undead's own codes (README, "Exit codes"): 127 not found, 126 not
+    // executable.
     for (cmd, want) in [("/no/such/cmd", 127), ("/proc/version", 126)] {
         let c = cl.container("exit");
         docker(&["run", "--name", &c, &img, cmd]);
@@ -661,13 +471,12 @@ fn docker_exit_codes_pass_through_like_tini() {
 /// as PID 1, which ignores TERM) shows the measurement tells them apart.
 #[test]
 fn docker_stop_forwards_term_and_returns_143() {
-    if !engine_or_skip("docker_stop_forwards_term_and_returns_143") {
+    let Some((mut cl, img)) =
+        engine("docker_stop_forwards_term_and_returns_143")
+    else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
-    let c = cl.container("stop");
-    docker_ok(&["run", "-d", "--name", &c, &img, "sleep", "600"]);
+    };
+    let c = cl.run_d("stop", &[], &img, &["sleep", "600"]);
     wait_until(Duration::from_secs(15), "sleep runs under undead", || {
         container_procs(&c)
             .iter()
@@ -679,17 +488,8 @@ fn docker_stop_forwards_term_and_returns_143() {
     assert_eq!(exit_code(&c), 143);
     assert!(took < STOP_FAST, "docker stop took {took:?}");
 
-    let control = cl.container("stop-control");
-    docker_ok(&[
-        "run",
-        "-d",
-        "--name",
-        &control,
-        "--entrypoint",
-        "sleep",
-        &img,
-        "600",
-    ]);
+    let control =
+        cl.run_d("stop-control", &["--entrypoint", "sleep"], &img, &["600"]);
     wait_until(Duration::from_secs(15), "control runs", || {
         running(&control).then_some(())
     });
@@ -705,14 +505,12 @@ fn docker_stop_forwards_term_and_returns_143() {
 /// reaches it and the container exits 130.
 #[test]
 fn docker_run_tty_ctrl_c() {
-    if !engine_or_skip("docker_run_tty_ctrl_c") {
+    let Some((mut cl, img)) = engine("docker_run_tty_ctrl_c") else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
+    };
     let c = cl.container("tty");
     let cmd = format!("docker run -it --name {c} {img} sleep 600");
-    let mut client = KillOnDrop(
+    let mut client = KillOnDrop(vec![
         Command::new("script")
             .args(["-q", "-e", "-c", &cmd, "/dev/null"])
             .stdin(Stdio::piped())
@@ -720,7 +518,7 @@ fn docker_run_tty_ctrl_c() {
             .stderr(Stdio::null())
             .spawn()
             .expect("run script(1) from util-linux"),
-    );
+    ]);
     let (init, child) =
         wait_until(Duration::from_secs(20), "sleep on the tty", || {
             let procs = container_procs(&c);
@@ -738,39 +536,25 @@ fn docker_run_tty_ctrl_c() {
         "child has its own group: {child:?} {init:?}"
     );
 
-    let stdin = client.0.stdin.as_mut().expect("script's stdin");
+    let stdin = client.0[0].stdin.as_mut().expect("script's stdin");
     stdin.write_all(b"\x03").expect("type Ctrl-C");
     stdin.flush().expect("flush Ctrl-C");
     let status =
         wait_until(Duration::from_secs(15), "docker run returns", || {
-            client.0.try_wait().ok().flatten()
+            client.0[0].try_wait().ok().flatten()
         });
     assert_eq!(exit_code(&c), 130);
     assert_eq!(status.code(), Some(130), "docker run -it exit status");
 }
 
-/// A child process this test started, killed by its own pid if still there.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 /// Every client verb works through `docker exec` inside the container.
 #[test]
 fn docker_exec_verbs_inside_container() {
-    if !engine_or_skip("docker_exec_verbs_inside_container") {
+    let Some((mut cl, img)) = engine("docker_exec_verbs_inside_container")
+    else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
-    let c = cl.container("exec");
-    docker_ok(&["run", "-d", "--name", &c, &img, "sleep", "600"]);
+    };
+    let c = cl.run_d("exec", &[], &img, &["sleep", "600"]);
     wait_for_undead(&c);
     let x = |args: &[&str]| {
         let mut full = vec!["exec", c.as_str(), "/undead"];
@@ -790,7 +574,7 @@ fn docker_exec_verbs_inside_container() {
     assert!(count_undead(&procs, 'D') >= 2, "2 in D: {procs:#?}");
 
     let never = x(&["wait", "--zombies", "1000", "--timeout", "500ms"]);
-    assert_eq!(never.code, Some(1), "wait times out with 1: {never}");
+    assert_eq!(never.code, 1, "wait times out with 1: {never}");
 
     let status = x(&["status", "--json"]);
     assert!(status.ok(), "{status}");
@@ -827,27 +611,14 @@ fn assert_stops_with_143(c: &str) {
 /// from the host's /proc, not through `docker exec`.
 #[test]
 fn docker_pids_limit_zombie_storm() {
-    if !engine_or_skip("docker_pids_limit_zombie_storm") {
+    let Some((mut cl, img)) = engine("docker_pids_limit_zombie_storm") else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
-    let c = cl.container("pids");
-    docker_ok(&[
-        "run",
-        "-d",
-        "--pids-limit",
-        "20",
-        "--name",
-        &c,
-        &img,
-        "sleep",
-        "600",
-    ]);
+    };
+    let c = cl.run_d("pids", &["--pids-limit", "20"], &img, &["sleep", "600"]);
     wait_for_undead(&c);
     let ran = docker(&["exec", &c, "/undead", "zombie", "50"]);
     eprintln!("{ran}");
-    assert!(matches!(ran.code, Some(0 | 1)), "a verdict, not a crash: {ran}");
+    assert!(matches!(ran.code, 0 | 1), "a verdict, not a crash: {ran}");
     let said = ran.both().to_lowercase();
     assert!(
         ["pids", "eagain", "resource temporarily unavailable", "limit"]
@@ -859,7 +630,7 @@ fn docker_pids_limit_zombie_storm() {
     let zombies = count_undead(&host_descendants(pid), 'Z');
     eprintln!("zombies held under pids.max=20: {zombies}");
     assert!(zombies > 0 && zombies < 50, "{zombies} zombies");
-    assert!(host_proc(pid).is_some_and(|p| p.state != 'Z'), "undead alive");
+    assert!(Stat::of(pid).is_some_and(|p| p.state != 'Z'), "undead alive");
     assert!(running(&c));
     assert_stops_with_143(&c);
 }
@@ -871,20 +642,12 @@ fn raise_fuse_victims(
     img: &str,
     extra: &[&str],
 ) -> (String, Vec<i32>, Instant) {
-    let c = cl.container("fuse");
-    docker_ok(&[
-        "run",
-        "-d",
-        "--cap-add",
-        "SYS_ADMIN",
-        "--device",
-        "/dev/fuse",
-        "--name",
-        &c,
+    let c = cl.run_d(
+        "fuse",
+        &["--cap-add", "SYS_ADMIN", "--device", "/dev/fuse"],
         img,
-        "sleep",
-        "600",
-    ]);
+        &["sleep", "600"],
+    );
     wait_for_undead(&c);
     let mut args =
         vec!["exec", c.as_str(), "/undead", "dstate", "2", "--kind", "fuse"];
@@ -898,7 +661,7 @@ fn raise_fuse_victims(
         .filter(|p| p.state == 'D' && p.comm.starts_with("undead"))
         .map(|p| p.pid)
         .collect();
-    cl.fuse_victims.extend(&victims);
+    cl.fuse_victims.extend(victims.iter().filter_map(|&p| Ident::of(p)));
     assert!(victims.len() >= 2, "2 victims in D on the host: {victims:?}");
     (c, victims, since)
 }
@@ -907,7 +670,7 @@ fn none_left_in_d(victims: &[i32]) -> Option<()> {
     victims
         .iter()
         .all(|&pid| {
-            host_proc(pid).is_none_or(|p| {
+            Stat::of(pid).is_none_or(|p| {
                 !(p.state == 'D' && p.comm.starts_with("undead"))
             })
         })
@@ -919,13 +682,13 @@ fn none_left_in_d(victims: &[i32]) -> Option<()> {
 /// connection.
 #[test]
 fn docker_kill_with_immune_dstate_is_fast_by_default() {
-    if !engine_or_skip("docker_kill_with_immune_dstate_is_fast_by_default") {
-        return;
-    }
     // rescue in the fuse module aborts every undead connection: serialise.
     let _serial = crate::fuse::serial();
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
+    let Some((mut cl, img)) =
+        engine("docker_kill_with_immune_dstate_is_fast_by_default")
+    else {
+        return;
+    };
     let (c, victims, _) = raise_fuse_victims(&mut cl, &img, &[]);
     // Immune: SIGKILL from the host leaves the victim in D.
     let killed = run_for(
@@ -935,7 +698,7 @@ fn docker_kill_with_immune_dstate_is_fast_by_default() {
     );
     assert!(killed.ok(), "{killed}");
     let escaped = poll(Duration::from_secs(1), || {
-        host_proc(victims[0]).is_none_or(|p| p.state != 'D').then_some(())
+        Stat::of(victims[0]).is_none_or(|p| p.state != 'D').then_some(())
     });
     assert!(escaped.is_none(), "victim {} left D after SIGKILL", victims[0]);
 
@@ -960,15 +723,13 @@ fn docker_kill_with_immune_dstate_is_fast_by_default() {
 /// 15–30 s after they were read.
 #[test]
 fn docker_kill_with_outliving_dstate_gives_up_then_container_exits() {
-    if !engine_or_skip(
-        "docker_kill_with_outliving_dstate_gives_up_then_container_exits",
-    ) {
-        return;
-    }
     // rescue in the fuse module aborts every undead connection: serialise.
     let _serial = crate::fuse::serial();
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
+    let Some((mut cl, img)) = engine(
+        "docker_kill_with_outliving_dstate_gives_up_then_container_exits",
+    ) else {
+        return;
+    };
     let (c, victims, since) =
         raise_fuse_victims(&mut cl, &img, &["--outlive", "3s"]);
     let ran = run_for(Duration::from_secs(60), "docker", &["kill", &c]);
@@ -1103,7 +864,8 @@ fn docker_user_image_and_multistage_recipe() {
     ]);
     assert!(opts.ok(), "options pass through the entrypoint: {opts}");
 
-    // The recipe from README-docker.md, built on the image just made.
+    // The recipe from the README ("In your own image (multi-stage)"), built
+    // on the image just made.
     let recipe = format!(
         "FROM scratch\nCOPY --from={user} /undead /undead\nCOPY busybox /bin/busybox\n\
          ENTRYPOINT [\"/undead\", \"--\"]\nCMD [\"/bin/busybox\", \"sh\", \"-c\", \"exit 7\"]\n"
@@ -1122,8 +884,7 @@ fn docker_user_image_and_multistage_recipe() {
     let demo =
         demo.replace(from, &format!("COPY --from={user} /undead /undead\n"));
     let demo_img = cl.image("demo", &demo, &[("busybox", BUSYBOX)]);
-    let d = cl.container("demo");
-    docker_ok(&["run", "-d", "--name", &d, &demo_img]);
+    let d = cl.run_d("demo", &[], &demo_img, &[]);
     wait_for_undead(&d);
     assert_stops_with_143(&d);
 }
@@ -1132,27 +893,23 @@ fn docker_user_image_and_multistage_recipe() {
 /// over its variable.
 #[test]
 fn docker_env_configuration_like_k8s_pod() {
-    if !engine_or_skip("docker_env_configuration_like_k8s_pod") {
+    let Some((mut cl, img)) = engine("docker_env_configuration_like_k8s_pod")
+    else {
         return;
-    }
-    let mut cl = Cleanup::default();
-    let img = cl.test_image();
-    let c = cl.container("env");
-    docker_ok(&[
-        "run",
-        "-d",
-        "-e",
-        "UNDEAD_ZOMBIES=3",
-        "-e",
-        "UNDEAD_DSTATE=2",
-        "-e",
-        "UNDEAD_RELEASE_AFTER=10m",
-        "--name",
-        &c,
+    };
+    let c = cl.run_d(
+        "env",
+        &[
+            "-e",
+            "UNDEAD_ZOMBIES=3",
+            "-e",
+            "UNDEAD_DSTATE=2",
+            "-e",
+            "UNDEAD_RELEASE_AFTER=10m",
+        ],
         &img,
-        "sleep",
-        "600",
-    ]);
+        &["sleep", "600"],
+    );
     wait_for_undead(&c);
     let ran = docker(&[
         "exec",
@@ -1169,23 +926,12 @@ fn docker_env_configuration_like_k8s_pod() {
     assert!(ran.ok(), "{ran}");
     assert_stops_with_143(&c);
 
-    let f = cl.container("env-flag");
-    docker_ok(&[
-        "run",
-        "-d",
-        "-e",
-        "UNDEAD_ZOMBIES=5",
-        "--entrypoint",
-        "/undead",
-        "--name",
-        &f,
+    let f = cl.run_d(
+        "env-flag",
+        &["-e", "UNDEAD_ZOMBIES=5", "--entrypoint", "/undead"],
         &img,
-        "--zombies",
-        "1",
-        "--",
-        "sleep",
-        "600",
-    ]);
+        &["--zombies", "1", "--", "sleep", "600"],
+    );
     wait_for_undead(&f);
     let ran = docker(&[
         "exec",
@@ -1213,15 +959,10 @@ fn docker_example_teardown_script() {
     let script = Path::new(REPO).join("docker/examples/teardown-test.sh");
     let mut cmd = Command::new("bash");
     cmd.arg(&script).env("UNDEAD_BIN", UNDEAD).env("BUSYBOX", BUSYBOX);
-    let start = Instant::now();
-    let out = cmd.output().expect("run teardown-test.sh");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("teardown-test.sh ({:?}):\n{text}", start.elapsed());
-    assert!(out.status.success(), "teardown-test.sh failed:\n{text}");
+    let ran = exec(&mut cmd, None, Duration::from_secs(600));
+    let text = ran.both();
+    eprintln!("teardown-test.sh ({:?}):\n{text}", ran.took);
+    assert!(ran.ok(), "teardown-test.sh failed:\n{ran}");
     assert!(text.contains("PASS"), "{text}");
 }
 
@@ -1310,9 +1051,7 @@ impl Drop for PrivateDockerd {
         if let Some(mut daemon) = self.daemon.take() {
             // unshare execs dockerd: this pid is dockerd's. TERM lets it stop
             // the containerd it started.
-            let pid = daemon.id().to_string();
-            let _ =
-                try_run_for(Duration::from_secs(5), "kill", &["-TERM", &pid]);
+            kill(daemon.id() as i32, libc::SIGTERM);
             let exited = poll(Duration::from_secs(20), || {
                 daemon.try_wait().ok().flatten()
             });
@@ -1354,7 +1093,7 @@ fn docker_init_path_drop_in_on_private_dockerd() {
             &["-c", &format!("command -v {tool}")],
         )
         .code
-            != Some(0)
+            != 0
         {
             eprintln!(
                 "skipping docker_init_path_drop_in_on_private_dockerd: no {tool} on PATH"
@@ -1474,27 +1213,15 @@ fn yaml_docs(text: &str) -> Vec<Json> {
     let py = "import json,sys,yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)";
     let python = python_with_yaml()
         .expect("a python3 with PyYAML: apt-get install -y python3-yaml");
-    let mut child = Command::new(python)
-        .args(["-c", py])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 with PyYAML (Debian: python3-yaml)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("feed yaml");
-    let out = child.wait_with_output().expect("python3");
+    let mut c = Command::new(python);
+    c.args(["-c", py]);
+    let out = exec(&mut c, Some(text.as_bytes()), Duration::from_secs(60));
     assert!(
-        out.status.success(),
+        out.ok(),
         "YAML does not parse (or PyYAML missing: apt-get install python3-yaml):\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        out.stderr
     );
-    let json = parse_json(&String::from_utf8_lossy(&out.stdout))
-        .expect("json from python");
+    let json = parse_json(&out.stdout).expect("json from python");
     json.as_array().iter().filter(|d| **d != Json::Null).cloned().collect()
 }
 

@@ -1,30 +1,30 @@
-//! The undead kit II (SPEC §3, `fuse`): SIGKILL-immune D state over
-//! undead's own FUSE server, driven through the real binary as real PID 1
-//! (and as a subreaper where the mode changes something). Victims are
-//! observed from the host's /proc as undead's descendants named
-//! `undead-fuse`.
+//! The undead kit II (`dstate --kind fuse`; README, "SIGKILL-immune D
+//! state"): D state that SIGKILL cannot end, over undead's own FUSE
+//! server, driven through the real binary as real PID 1 (and as a
+//! subreaper where the mode changes something). Victims are observed from
+//! the host's /proc as undead's descendants named `undead-fuse`.
 //!
 //! Cleanup: every test owns a `Fuse` guard. On drop (also when the test
 //! fails) it SIGKILLs its undead and, if that test's victims are still
 //! there after a second, aborts only their connections through fusectl
 //! (found from the victims' own mountinfo), mounting fusectl for the
 //! occasion if needed. `undead rescue` aborts every undead connection on
-//! the host, so the tests of this module run one at a time (`SERIAL`).
+//! the host, so the tests of this module run one at a time (`serial()`).
 
 use std::fs;
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::common::fusectl::{abort_stuck, connections_of, fusectl_mounted};
 use crate::common::{
-    BIN, MODES, Mode, Scratch, children_of, comm, descendants, kill,
-    status_field, wait_for,
+    BIN, Ident, Launch, Mode, Ran, Scratch, Stat, Undead, descendants, exec,
+    kill, ns_pid, status_mask, wait_for, wchan,
 };
+use crate::{both_modes, check, eqnice};
 
 const T: Duration = Duration::from_secs(10);
 const COMM: &str = "undead-fuse";
-const FUSECTL: &str = "/sys/fs/fuse/connections";
 /// The D state is checked this long after each signal.
 const STAY: Duration = Duration::from_secs(2);
 
@@ -56,46 +56,12 @@ pub(crate) fn serial() -> Serial {
     Serial { _host: host, _here: here }
 }
 
-/// A process identified by pid and start time, so a reused pid is not
-/// mistaken for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Victim {
-    pid: i32,
-    start: u64,
-}
+/// A victim: a process named `undead-fuse`, by pid and start time.
+type Victim = Ident;
 
-/// (state, start time, comm) from /proc/PID/stat and /proc/PID/comm.
-fn proc_info(pid: i32) -> Option<(char, u64, String)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest: Vec<&str> =
-        text.get(text.rfind(')')? + 2..)?.split(' ').collect();
-    let state = rest.first()?.chars().next()?;
-    // Field 22 (starttime); `rest` starts at field 3 (state).
-    let start = rest.get(19)?.parse().ok()?;
-    Some((state, start, comm(pid)?))
-}
-
-impl Victim {
-    fn of(pid: i32) -> Option<Victim> {
-        let (_, start, name) = proc_info(pid)?;
-        (name == COMM).then_some(Victim { pid, start })
-    }
-
-    /// Its state letter while it exists (a zombie included): None once it
-    /// has been reaped.
-    fn state(&self) -> Option<char> {
-        let (state, start, _) = proc_info(self.pid)?;
-        (start == self.start).then_some(state)
-    }
-
-    /// Its pid in the innermost PID namespace (what undead prints).
-    fn ns_pid(&self) -> Option<i32> {
-        status_field(self.pid, "NSpid")?
-            .split_whitespace()
-            .last()?
-            .parse()
-            .ok()
-    }
+fn victim(pid: i32) -> Option<Victim> {
+    let s = Stat::of(pid).filter(|s| s.comm == COMM)?;
+    Some(Ident { pid, start: s.start })
 }
 
 fn states(victims: &[Victim]) -> Vec<Option<char>> {
@@ -115,8 +81,7 @@ fn gone_within(victims: &[Victim], timeout: Duration) -> Option<Duration> {
 fn exited_within(victims: &[Victim], timeout: Duration) -> Option<Duration> {
     let t0 = Instant::now();
     wait_for(timeout, || {
-        let dead = |v: &Victim| matches!(v.state(), None | Some('Z'));
-        victims.iter().all(dead).then(|| t0.elapsed())
+        victims.iter().all(Ident::exited).then(|| t0.elapsed())
     })
 }
 
@@ -141,55 +106,20 @@ fn stay_d(victims: &[Victim], d: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// A finished client run.
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    out: String,
-    err: String,
-    took: Duration,
-}
-
 /// Run `undead ARGS` (a client verb) on the host to completion.
-fn client(args: &[&str]) -> Out {
-    let t0 = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let errs = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    let mut out = String::new();
-    let _ = child.stdout.take().unwrap().read_to_string(&mut out);
-    let status =
-        wait_for(Duration::from_secs(40), || child.try_wait().unwrap());
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let took = t0.elapsed();
-    let code = status.and_then(|s| s.code()).unwrap_or(-1);
-    Out { code, out, err: errs.join().unwrap(), took }
+fn client(args: &[&str]) -> Ran {
+    exec(Command::new(BIN).args(args), None, Duration::from_secs(40))
 }
 
-/// One undead (in PID-1 mode inside `unshare`), its control socket, and
-/// every victim seen under it. Drop cleans up: see the module doc.
+/// One undead serving a control socket, and every victim seen under it.
+/// Dropped (also when a test fails), it SIGKILLs undead and, if victims
+/// are still there after a second, aborts their connections and only
+/// theirs (`common::fusectl`); then `Undead`'s drop does the rest.
 struct Fuse {
-    mode: Mode,
-    child: Child,
-    /// undead's pid on the host.
-    pid: i32,
+    u: Undead,
     sock: String,
-    dir: Scratch,
+    _dir: Scratch,
     seen: Vec<Victim>,
-    exited: bool,
 }
 
 impl Fuse {
@@ -197,8 +127,8 @@ impl Fuse {
         Fuse::launch(mode, &[], args, &[])
     }
 
-    /// `wrap` runs between `unshare` and undead (e.g. setpriv), `env` is
-    /// added to undead's environment.
+    /// `wrap` runs just before undead (e.g. setpriv, which execs it),
+    /// `env` is added to undead's environment.
     fn launch(
         mode: Mode,
         wrap: &[&str],
@@ -207,54 +137,27 @@ impl Fuse {
     ) -> Fuse {
         let dir = Scratch::new("fuse");
         let sock = dir.sock();
-        let mut argv: Vec<&str> = Vec::new();
-        if mode == Mode::Pid1 {
-            argv.extend(["unshare", "--pid", "--fork", "--mount-proc"]);
-            argv.push("--kill-child");
-        }
-        argv.extend(wrap);
-        argv.extend([BIN, "--control", &sock]);
+        let mut argv = vec!["--control", sock.as_str()];
         argv.extend(args);
-        let stderr = fs::File::create(dir.path("stderr")).unwrap();
-        let child = Command::new(argv[0])
-            .args(&argv[1..])
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let outer = child.id() as i32;
-        // Found by comm: `setpriv` (or unshare's fork) execs undead.
-        let pid = wait_for(T, || {
-            let mut c = children_of(outer);
-            c.push(outer);
-            c.into_iter().find(|&p| comm(p).as_deref() == Some("undead"))
+        let how = Launch { inner: wrap, ..Launch::default() };
+        let u = Undead::launch(mode, &how, &argv, |c| {
+            c.envs(env.iter().copied());
         });
-        let f = Fuse {
-            mode,
-            child,
-            pid: pid.unwrap_or(-1),
-            sock,
-            dir,
-            seen: Vec::new(),
-            exited: false,
-        };
-        assert!(pid.is_some(), "undead did not start{}", f.context());
+        let f = Fuse { u, sock, _dir: dir, seen: Vec::new() };
         let up = wait_for(T, || (f.ctl(&["status"]).code == 0).then_some(()));
-        assert!(up.is_some(), "undead does not answer{}", f.context());
+        check!(f, up.is_some(), "undead does not answer");
         f
     }
 
     /// `undead VERB ARGS --control SOCK`.
-    fn ctl(&self, args: &[&str]) -> Out {
+    fn ctl(&self, args: &[&str]) -> Ran {
         let mut argv = args.to_vec();
         argv.extend(["--control", &self.sock]);
         client(&argv)
     }
 
     /// `dstate N --kind fuse EXTRA`; its output and the victims it made.
-    fn dstate(&mut self, n: usize, extra: &[&str]) -> (Out, Vec<Victim>) {
+    fn dstate(&mut self, n: usize, extra: &[&str]) -> (Ran, Vec<Victim>) {
         let n = n.to_string();
         let mut args = vec!["dstate", &n, "--kind", "fuse"];
         args.extend(extra);
@@ -266,10 +169,12 @@ impl Fuse {
 
     /// The live `undead-fuse` descendants of undead (recorded for Drop).
     fn victims(&mut self) -> Vec<Victim> {
-        let now: Vec<Victim> = descendants(self.pid)
+        let now: Vec<Victim> = self
+            .u
+            .descendants()
             .into_iter()
-            .filter_map(Victim::of)
-            .filter(|v| !matches!(v.state(), None | Some('Z')))
+            .filter_map(victim)
+            .filter(|v| !v.exited())
             .collect();
         for v in &now {
             if !self.seen.contains(v) {
@@ -280,117 +185,66 @@ impl Fuse {
     }
 
     fn alive(&self) -> bool {
-        proc_info(self.pid).is_some_and(|(s, _, n)| s != 'Z' && n == "undead")
+        self.u.alive()
     }
 
     /// SIGKILL undead (PID 1 of the namespace in PID-1 mode).
     fn kill_undead(&mut self) {
         self.victims();
-        kill(self.pid, libc::SIGKILL);
+        self.u.signal(libc::SIGKILL);
+    }
+
+    /// Fail unless the victims went (`gone`, timed by the caller) and the
+    /// process this test started (`unshare` or undead) exits (within T);
+    /// both times since `t0`.
+    #[track_caller]
+    fn ended(
+        &mut self,
+        made: &[Victim],
+        gone: Option<Duration>,
+        t0: Instant,
+    ) -> (Duration, Duration) {
+        let exited = self.wait_exit(T).map(|_| t0.elapsed());
+        let Some(gone) = gone else {
+            self.fail(&format!("victims still there: {:?}", states(made)))
+        };
+        let outer = match self.u.mode {
+            Mode::Pid1 => "unshare",
+            Mode::Subreaper => "undead",
+        };
+        let Some(exited) = exited else {
+            self.fail(&format!("{outer} did not exit"))
+        };
+        (gone, exited)
     }
 
     /// Wait for the process we started (`unshare` or undead) to exit.
     fn wait_exit(&mut self, timeout: Duration) -> Option<Duration> {
         let t0 = Instant::now();
-        let child = &mut self.child;
-        let done = wait_for(timeout, || child.try_wait().unwrap());
-        self.exited |= done.is_some();
-        done.map(|_| t0.elapsed())
+        self.u.wait(timeout).map(|_| t0.elapsed())
     }
 
-    fn stderr(&self) -> String {
-        fs::read_to_string(self.dir.path("stderr")).unwrap_or_default()
-    }
-
-    /// What a failure message needs: undead's stderr and its processes.
-    fn context(&self) -> String {
-        let table: Vec<String> = descendants(self.pid)
-            .into_iter()
-            .map(|p| format!("{p} {:?}", proc_info(p)))
-            .collect();
-        format!(
-            "\n mode: {:?}\n undead stderr:\n{}\n processes:\n{}\n",
-            self.mode,
-            self.stderr(),
-            table.join("\n")
-        )
+    /// Fail with undead's stderr and the process table under it.
+    #[track_caller]
+    fn fail(&self, msg: &str) -> ! {
+        self.u.fail(msg)
     }
 }
 
 impl Drop for Fuse {
     fn drop(&mut self) {
         self.kill_undead();
-        // A zombie holds no connection.
-        let stuck = || -> Vec<Victim> {
-            let alive = |v: &Victim| !matches!(v.state(), None | Some('Z'));
-            self.seen.iter().copied().filter(alive).collect()
-        };
         // By default undead's death frees them within milliseconds.
-        let _ = wait_for(Duration::from_secs(1), || {
-            stuck().is_empty().then_some(())
-        });
-        let left = stuck();
-        if !left.is_empty() {
-            abort_own(&left);
-            if exited_within(&left, T).is_none() {
-                eprintln!("cleanup: {left:?} still there after the abort");
-            }
-        }
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.wait_exit(T);
-        }
-    }
-}
-
-/// The fusectl directory of each connection mounted in these processes'
-/// own mount tables with undead's fs type: (st_dev minor).
-fn own_connections(victims: &[Victim]) -> Vec<u32> {
-    let mut conns = Vec::new();
-    for v in victims.iter().filter(|v| v.state().is_some()) {
-        let path = format!("/proc/{}/mountinfo", v.pid);
-        let info = fs::read_to_string(path).unwrap_or_default();
-        for line in info.lines().filter(|l| l.contains(" - fuse.undead ")) {
-            let dev = line.split(' ').nth(2).unwrap_or("");
-            if let Some(("0", minor)) = dev.split_once(':')
-                && let Ok(minor) = minor.parse()
-                && !conns.contains(&minor)
-            {
-                conns.push(minor);
-            }
-        }
-    }
-    conns
-}
-
-fn fusectl_mounted() -> bool {
-    fs::read_to_string("/proc/self/mountinfo")
-        .is_ok_and(|m| m.lines().any(|l| l.contains(&format!(" {FUSECTL} "))))
-}
-
-fn sh(argv: &[&str]) -> bool {
-    Command::new(argv[0]).args(&argv[1..]).status().is_ok_and(|s| s.success())
-}
-
-/// Abort the connections of these (our own) victims, and only those.
-fn abort_own(victims: &[Victim]) {
-    let conns = own_connections(victims);
-    eprintln!("cleanup: {victims:?} stuck: aborting connections {conns:?}");
-    let mounted_before = fusectl_mounted();
-    if !mounted_before {
-        sh(&["mount", "-t", "fusectl", "none", FUSECTL]);
-    }
-    for conn in conns {
-        let _ = fs::write(format!("{FUSECTL}/{conn}/abort"), "1");
-    }
-    if !mounted_before {
-        sh(&["umount", FUSECTL]);
+        let stuck = || self.seen.iter().all(Ident::exited).then_some(());
+        let _ = wait_for(Duration::from_secs(1), stuck);
+        abort_stuck(&self.seen);
+        let _ = self.u.wait(T);
     }
 }
 
 /// The first line of a client's stderr; asserts it is the only one.
-fn one_line(out: &Out) -> &str {
-    let lines: Vec<&str> = out.err.lines().collect();
+fn one_line(out: &Ran) -> &str {
+    let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "want one line of stderr: {out:?}");
     lines[0]
 }
@@ -399,38 +253,46 @@ fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
-#[test]
-fn victims_are_d_before_any_signal() {
+both_modes!(victims_are_d_before_any_signal);
+fn victims_are_d_before_any_signal(mode: Mode) {
     let _serial = serial();
-    for (mode, n) in [(Mode::Pid1, 10), (Mode::Subreaper, 2)] {
-        let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
-        let (out, made) = f.dstate(n, &[]);
-        assert_eq!(out.code, 0, "{out:?}{}", f.context());
-        eprintln!("{mode:?}: dstate {n} --kind fuse took {}", ms(out.took));
-        // Returned once observably D: no polling needed here.
-        assert_eq!(made.len(), n, "{out:?}{}", f.context());
-        assert_eq!(states(&made), vec![Some('D'); n], "{}", f.context());
-        for v in &made {
-            let wchan = fs::read_to_string(format!("/proc/{}/wchan", v.pid));
-            assert_eq!(wchan.unwrap(), "request_wait_answer", "{v:?}");
-        }
-        // It prints their pids as undead sees them.
-        let mut printed: Vec<i32> =
-            out.out.lines().map(|l| l.parse().unwrap()).collect();
-        let mut want: Vec<i32> = match mode {
-            Mode::Pid1 => made.iter().map(|v| v.ns_pid().unwrap()).collect(),
-            Mode::Subreaper => made.iter().map(|v| v.pid).collect(),
-        };
-        printed.sort_unstable();
-        want.sort_unstable();
-        assert_eq!(printed, want, "{}", f.context());
-        // No mount in undead's (or the host's) mount table.
-        let own = fs::read_to_string(format!("/proc/{}/mountinfo", f.pid));
-        assert!(!own.unwrap().contains("fuse.undead"), "{}", f.context());
-        let out = f.ctl(&["release", "all"]);
-        assert_eq!(out.out.trim(), format!("released {n} processes"));
-        assert!(gone_within(&made, T).is_some(), "{}", f.context());
+    // Ten victims as PID 1, two as a subreaper.
+    let n = if mode == Mode::Pid1 { 10 } else { 2 };
+    let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
+    let (out, made) = f.dstate(n, &[]);
+    eqnice!(0, out.code, f, "{out:?}");
+    eprintln!("{mode:?}: dstate {n} --kind fuse took {}", ms(out.took));
+    // Returned once observably D: no polling needed here.
+    eqnice!(n, made.len(), f, "{out:?}");
+    eqnice!(vec![Some('D'); n], states(&made), f);
+    for v in &made {
+        assert_eq!(wchan(v.pid), "request_wait_answer", "{v:?}");
     }
+    // It prints their pids as undead sees them.
+    let mut printed: Vec<i32> =
+        out.stdout.lines().map(|l| l.parse().unwrap()).collect();
+    let mut want: Vec<i32> = match mode {
+        Mode::Pid1 => made.iter().map(|v| ns_pid(v.pid).unwrap()).collect(),
+        Mode::Subreaper => made.iter().map(|v| v.pid).collect(),
+    };
+    printed.sort_unstable();
+    want.sort_unstable();
+    eqnice!(want, printed, f);
+    // No mount in undead's (or the host's) mount table.
+    let own = fs::read_to_string(format!("/proc/{}/mountinfo", f.u.pid));
+    check!(
+        f,
+        !own.unwrap().contains("fuse.undead"),
+        "a fuse.undead mount in undead's mount table"
+    );
+    let out = f.ctl(&["release", "all"]);
+    assert_eq!(out.stdout.trim(), format!("released {n} processes"));
+    check!(
+        f,
+        gone_within(&made, T).is_some(),
+        "victims not reaped: {:?}",
+        states(&made)
+    );
 }
 
 #[test]
@@ -438,30 +300,27 @@ fn victims_stay_d_after_sigterm_and_sigkill_until_released() {
     let _serial = serial();
     let mut f = Fuse::start(Mode::Pid1, &["--", "sleep", "1000"]);
     let (out, made) = f.dstate(2, &[]);
-    assert_eq!((out.code, made.len()), (0, 2), "{out:?}{}", f.context());
+    eqnice!((0, 2), (out.code, made.len()), f, "{out:?}");
     // One signal each: after a fatal SIGTERM the process is already
     // exiting (SIGNAL_GROUP_EXIT) and a later SIGKILL would be dropped.
     let (term, kill9) = (made[0], made[1]);
     kill(term.pid, libc::SIGTERM);
     kill(kill9.pid, libc::SIGKILL);
     let r = stay_d(&made, STAY);
-    assert_eq!(r, Ok(()), "{}", f.context());
+    eqnice!(Ok(()), r, f);
     // Delivered, not lost: pending and unable to act. The kernel turned
     // the fatal SIGTERM into a per-thread SIGKILL (complete_signal).
-    let pending = |v: Victim, field| {
-        let mask = status_field(v.pid, field).unwrap();
-        u64::from_str_radix(&mask, 16).unwrap()
-    };
+    let pending = |v: Victim, field| status_mask(v.pid, field).unwrap();
     let (sigterm, sigkill) = (1u64 << (libc::SIGTERM - 1), 1u64 << 8);
     assert_ne!(pending(term, "ShdPnd") & sigterm, 0, "{term:?}");
     assert_ne!(pending(term, "SigPnd") & sigkill, 0, "{term:?}");
     assert_ne!(pending(kill9, "ShdPnd") & sigkill, 0, "{kill9:?}");
-    assert!(f.alive(), "{}", f.context());
+    check!(f, f.alive(), "undead died");
     let out = f.ctl(&["release", "all"]);
-    assert_eq!(out.code, 0, "{out:?}{}", f.context());
-    assert_eq!(out.out.trim(), "released 2 processes", "{}", f.context());
+    eqnice!(0, out.code, f, "{out:?}");
+    eqnice!("released 2 processes", out.stdout.trim(), f);
     let gone = gone_within(&made, T);
-    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
+    check!(f, gone.is_some(), "{:?}", states(&made));
     eprintln!(
         "release of 2 signalled victims: verb {}, reaped {} later",
         ms(out.took),
@@ -469,26 +328,24 @@ fn victims_stay_d_after_sigterm_and_sigkill_until_released() {
     );
 }
 
-#[test]
-fn release_frees_them() {
+both_modes!(release_frees_them);
+fn release_frees_them(mode: Mode) {
     let _serial = serial();
-    for mode in MODES {
-        let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
-        let (out, made) = f.dstate(3, &[]);
-        assert_eq!((out.code, made.len()), (0, 3), "{out:?}{}", f.context());
-        let t0 = Instant::now();
-        let out = f.ctl(&["release", "dstate"]);
-        assert_eq!(out.code, 0, "{out:?}{}", f.context());
-        // The reply means gone: at most the reap is left.
-        let gone = gone_within(&made, T);
-        let took = t0.elapsed();
-        assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
-        eprintln!("{mode:?}: release of 3 victims: reaped after {}", ms(took));
-        assert!(took < Duration::from_secs(1), "{took:?}{}", f.context());
-        assert!(f.alive(), "{}", f.context());
-        let status = f.ctl(&["status"]);
-        assert!(!status.out.contains("held "), "{status:?}");
-    }
+    let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
+    let (out, made) = f.dstate(3, &[]);
+    eqnice!((0, 3), (out.code, made.len()), f, "{out:?}");
+    let t0 = Instant::now();
+    let out = f.ctl(&["release", "dstate"]);
+    eqnice!(0, out.code, f, "{out:?}");
+    // The reply means gone: at most the reap is left.
+    let gone = gone_within(&made, T);
+    let took = t0.elapsed();
+    check!(f, gone.is_some(), "{:?}", states(&made));
+    eprintln!("{mode:?}: release of 3 victims: reaped after {}", ms(took));
+    check!(f, took < Duration::from_secs(1), "{took:?}");
+    check!(f, f.alive(), "undead died");
+    let status = f.ctl(&["status"]);
+    assert!(!status.stdout.contains("held "), "{status:?}");
 }
 
 #[test]
@@ -498,58 +355,56 @@ fn release_after_frees_them() {
     let mut f = Fuse::start(Mode::Pid1, &args);
     let (out, made) = f.dstate(2, &[]);
     let t0 = Instant::now();
-    assert_eq!((out.code, made.len()), (0, 2), "{out:?}{}", f.context());
+    eqnice!((0, 2), (out.code, made.len()), f, "{out:?}");
     assert_eq!(stay_d(&made, Duration::from_millis(700)), Ok(()));
     let gone =
         gone_within(&made, Duration::from_secs(5)).map(|_| t0.elapsed());
-    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
+    check!(f, gone.is_some(), "{:?}", states(&made));
     let gone = gone.unwrap();
     eprintln!("--release-after 1s: victims reaped {} after dstate", ms(gone));
-    assert!(gone < Duration::from_millis(1500), "{gone:?}{}", f.context());
-    assert!(f.alive(), "{}", f.context());
+    check!(f, gone < Duration::from_millis(1500), "{gone:?}");
+    check!(f, f.alive(), "undead died");
 }
 
-#[test]
-fn dstate_at_start() {
+both_modes!(dstate_at_start);
+fn dstate_at_start(mode: Mode) {
     let _serial = serial();
-    for mode in MODES {
-        let args = ["--dstate", "2", "--dstate-kind", "fuse"];
-        let mut f =
-            Fuse::start(mode, &[&args[..], &["--", "sleep", "1000"]].concat());
-        // Raised before the child is spawned and before the socket answers.
-        let made = f.victims();
-        assert_eq!(made.len(), 2, "{}", f.context());
-        assert_eq!(states(&made), vec![Some('D'); 2], "{}", f.context());
-        let out = f.ctl(&["release", "all"]);
-        assert_eq!(out.code, 0, "{out:?}{}", f.context());
-        assert!(gone_within(&made, T).is_some(), "{}", f.context());
-    }
+    let args = ["--dstate", "2", "--dstate-kind", "fuse"];
+    let mut f =
+        Fuse::start(mode, &[&args[..], &["--", "sleep", "1000"]].concat());
+    // Raised before the child is spawned and before the socket answers.
+    let made = f.victims();
+    eqnice!(2, made.len(), f);
+    eqnice!(vec![Some('D'); 2], states(&made), f);
+    let out = f.ctl(&["release", "all"]);
+    eqnice!(0, out.code, f, "{out:?}");
+    check!(
+        f,
+        gone_within(&made, T).is_some(),
+        "victims not reaped: {:?}",
+        states(&made)
+    );
 }
 
-#[test]
-fn undead_death_frees_default_victims() {
+both_modes!(undead_death_frees_default_victims);
+fn undead_death_frees_default_victims(mode: Mode) {
     let _serial = serial();
-    for mode in MODES {
-        let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
-        let (out, made) = f.dstate(2, &[]);
-        assert_eq!((out.code, made.len()), (0, 2), "{out:?}{}", f.context());
-        let t0 = Instant::now();
-        f.kill_undead();
-        let gone = exited_within(&made, T).map(|_| t0.elapsed());
-        // PID 1's death: the whole namespace, `unshare` exits.
-        let exited = f.wait_exit(T).map(|_| t0.elapsed());
-        assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
-        assert!(exited.is_some(), "{}", f.context());
-        let (gone, exited) = (gone.unwrap(), exited.unwrap());
-        eprintln!(
-            "{mode:?}: SIGKILL of undead: victims gone {}, {} exited {}",
-            ms(gone),
-            if mode == Mode::Pid1 { "unshare" } else { "undead" },
-            ms(exited)
-        );
-        assert!(gone < Duration::from_secs(1), "{gone:?}");
-        assert!(exited < Duration::from_secs(1), "{exited:?}");
-    }
+    let mut f = Fuse::start(mode, &["--", "sleep", "1000"]);
+    let (out, made) = f.dstate(2, &[]);
+    eqnice!((0, 2), (out.code, made.len()), f, "{out:?}");
+    let t0 = Instant::now();
+    f.kill_undead();
+    let gone = exited_within(&made, T).map(|_| t0.elapsed());
+    // PID 1's death: the whole namespace, `unshare` exits.
+    let (gone, exited) = f.ended(&made, gone, t0);
+    eprintln!(
+        "{mode:?}: SIGKILL of undead: victims gone {}, {} exited {}",
+        ms(gone),
+        if mode == Mode::Pid1 { "unshare" } else { "undead" },
+        ms(exited)
+    );
+    assert!(gone < Duration::from_secs(1), "{gone:?}");
+    assert!(exited < Duration::from_secs(1), "{exited:?}");
 }
 
 #[test]
@@ -559,19 +414,16 @@ fn outlive_is_bounded_by_the_kernel() {
     let t0 = Instant::now(); // before the request: an upper bound on age
     let (out, made) = f.dstate(2, &["--outlive", "3s"]);
     let returned = t0.elapsed();
-    assert_eq!((out.code, made.len()), (0, 2), "{out:?}{}", f.context());
-    assert!(out.err.contains("frees them 15-30 s"), "{out:?}");
+    eqnice!((0, 2), (out.code, made.len()), f, "{out:?}");
+    assert!(out.stderr.contains("frees them 15-30 s"), "{out:?}");
     f.kill_undead();
     // The namespace is held in teardown like a real hang.
     let ok = stay_d(&made, Duration::from_secs(1));
-    assert_eq!(ok, Ok(()), "{}", f.context());
-    assert!(f.child.try_wait().unwrap().is_none(), "unshare exited");
+    eqnice!(Ok(()), ok, f);
+    assert!(f.u.wait(Duration::ZERO).is_none(), "unshare exited");
     let gone =
         gone_within(&made, Duration::from_secs(35)).map(|_| t0.elapsed());
-    let exited = f.wait_exit(T).map(|_| t0.elapsed());
-    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
-    assert!(exited.is_some(), "{}", f.context());
-    let (gone, exited) = (gone.unwrap(), exited.unwrap());
+    let (gone, exited) = f.ended(&made, gone, t0);
     eprintln!(
         "--outlive 3s: freed by the kernel {:.1} s after the request \
          (unshare exited at {:.1} s; dstate returned at {})",
@@ -592,41 +444,39 @@ fn rescue_frees_a_victim_whose_server_was_killed() {
     let _serial = serial();
     let mut f = Fuse::start(Mode::Pid1, &["--", "sleep", "1000"]);
     let (out, made) = f.dstate(1, &["--outlive", "60s"]);
-    assert_eq!((out.code, made.len()), (0, 1), "{out:?}{}", f.context());
-    let conn = own_connections(&made);
-    assert_eq!(conn.len(), 1, "{}", f.context());
+    eqnice!((0, 1), (out.code, made.len()), f, "{out:?}");
+    let conn = connections_of(&made);
+    eqnice!(1, conn.len(), f);
     f.kill_undead();
     assert_eq!(stay_d(&made, Duration::from_millis(500)), Ok(()));
     // Never abort what is not ours: wait for other sessions' to go.
     let mine = format!("found fuse connection {} ", conn[0]);
     let dry = wait_for(T, || {
         let dry = client(&["rescue", "--dry-run"]);
-        dry.out.lines().all(|l| l.starts_with(&mine)).then_some(dry)
+        dry.stdout.lines().all(|l| l.starts_with(&mine)).then_some(dry)
     });
     assert!(dry.is_some(), "foreign undead connections on this host");
     let dry = dry.unwrap();
     assert_eq!(dry.code, 0, "{dry:?}");
-    let line = dry.out.trim();
+    let line = dry.stdout.trim();
     assert!(line.ends_with(&format!(" {})", made[0].pid)), "{dry:?}");
     assert_eq!(stay_d(&made, Duration::from_millis(200)), Ok(()));
     let mounted_before = fusectl_mounted();
     let t0 = Instant::now();
     let out = client(&["rescue"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(out.out.trim(), line.replacen("found", "aborted", 1));
+    assert_eq!(out.stdout.trim(), line.replacen("found", "aborted", 1));
     let gone = gone_within(&made, T).map(|_| t0.elapsed());
-    let exited = f.wait_exit(T).map(|_| t0.elapsed());
-    assert!(gone.is_some(), "{:?}{}", states(&made), f.context());
-    assert!(exited.is_some(), "{}", f.context());
+    let (gone, exited) = f.ended(&made, gone, t0);
     eprintln!(
         "rescue: victim gone {} after `undead rescue` started, unshare {}",
-        ms(gone.unwrap()),
-        ms(exited.unwrap())
+        ms(gone),
+        ms(exited)
     );
-    assert!(gone.unwrap() < Duration::from_secs(1));
+    assert!(gone < Duration::from_secs(1));
     assert_eq!(fusectl_mounted(), mounted_before, "fusectl left changed");
     let after = client(&["rescue", "--dry-run"]);
-    assert!(!after.out.contains(&mine), "{after:?}");
+    assert!(!after.stdout.contains(&mine), "{after:?}");
 }
 
 /// Start undead without capability `cap` (setpriv drops it from the
@@ -637,28 +487,25 @@ fn refusal_without(mode: Mode, cap: &str, bit: u32) -> String {
         (format!("--inh-caps=-{cap}"), format!("--bounding-set=-{cap}"));
     let wrap = ["setpriv", inh.as_str(), bset.as_str()];
     let f = Fuse::launch(mode, &wrap, &["--", "sleep", "1000"], &[]);
-    let eff = status_field(f.pid, "CapEff").unwrap();
-    let eff = u64::from_str_radix(&eff, 16).unwrap();
+    let eff = status_mask(f.u.pid, "CapEff").unwrap();
     assert_eq!(eff & (1 << bit), 0, "{cap} still effective");
     let out = f.ctl(&["dstate", "1", "--kind", "fuse"]);
-    assert_eq!(out.code, 1, "{out:?}{}", f.context());
-    assert_eq!(out.out, "", "{out:?}");
+    eqnice!(1, out.code, f, "{out:?}");
+    assert_eq!(out.stdout, "", "{out:?}");
     // Nothing left: no victim, no mount helper; undead answers.
-    assert_eq!(descendants(f.pid).len(), 1, "{}", f.context());
-    assert!(f.alive(), "{}", f.context());
-    assert_eq!(f.ctl(&["status"]).code, 0, "{}", f.context());
+    eqnice!(1, descendants(f.u.pid).len(), f);
+    check!(f, f.alive(), "undead died");
+    eqnice!(0, f.ctl(&["status"]).code, f);
     one_line(&out).to_string()
 }
 
-#[test]
-fn without_cap_sys_admin_one_line_and_undead_runs_on() {
+both_modes!(without_cap_sys_admin_one_line_and_undead_runs_on);
+fn without_cap_sys_admin_one_line_and_undead_runs_on(mode: Mode) {
     let _serial = serial();
-    for mode in MODES {
-        let line = refusal_without(mode, "sys_admin", 21);
-        assert!(line.contains("missing CAP_SYS_ADMIN"), "{line}");
-        assert!(line.contains("--cap-add SYS_ADMIN"), "{line}");
-        assert!(line.contains("capabilities.add: [\"SYS_ADMIN\"]"), "{line}");
-    }
+    let line = refusal_without(mode, "sys_admin", 21);
+    assert!(line.contains("missing CAP_SYS_ADMIN"), "{line}");
+    assert!(line.contains("--cap-add SYS_ADMIN"), "{line}");
+    assert!(line.contains("capabilities.add: [\"SYS_ADMIN\"]"), "{line}");
 }
 
 /// setns(CLONE_NEWNS) into the private mount namespace needs
@@ -686,25 +533,30 @@ fn hung_task_panic_is_refused() {
     let mut f = Fuse::launch(Mode::Pid1, &[], &["--", "sleep", "1000"], &env);
     // Until released: may outlast the 120 s.
     let (out, made) = f.dstate(1, &[]);
-    assert_eq!((out.code, made.len()), (1, 0), "{out:?}{}", f.context());
+    eqnice!((1, 0), (out.code, made.len()), f, "{out:?}");
     let line = one_line(&out);
     assert!(line.contains("kernel.hung_task_panic is set"), "{line}");
     assert!(line.contains("hung_task_timeout_secs is 120"), "{line}");
     // A bounded hang past the timeout too (200 s: up to 215 s).
     let (out, made) = f.dstate(1, &["--outlive", "200s"]);
-    assert_eq!((out.code, made.len()), (1, 0), "{out:?}{}", f.context());
+    eqnice!((1, 0), (out.code, made.len()), f, "{out:?}");
     assert!(one_line(&out).contains("up to 215s"), "{out:?}");
     // Within the timeout (3 s: at most 30 s) it is allowed.
     let (out, made) = f.dstate(1, &["--outlive", "3s"]);
-    assert_eq!((out.code, made.len()), (0, 1), "{out:?}{}", f.context());
+    eqnice!((0, 1), (out.code, made.len()), f, "{out:?}");
     assert_eq!(f.ctl(&["release", "all"]).code, 0);
-    assert!(gone_within(&made, T).is_some(), "{}", f.context());
+    check!(
+        f,
+        gone_within(&made, T).is_some(),
+        "victims not reaped: {:?}",
+        states(&made)
+    );
     // Negative control: the same undead with the switch off.
     set("hung_task_panic", "0");
     let (out, made) = f.dstate(1, &[]);
-    assert_eq!((out.code, made.len()), (0, 1), "{out:?}{}", f.context());
+    eqnice!((0, 1), (out.code, made.len()), f, "{out:?}");
     assert_eq!(states(&made), vec![Some('D')]);
-    assert!(f.alive(), "{}", f.context());
+    check!(f, f.alive(), "undead died");
 }
 
 #[test]
@@ -716,11 +568,11 @@ fn outlive_outside_the_kernels_range_is_refused() {
         ("0s", "at least 1s"),
     ] {
         let (out, made) = f.dstate(1, &["--outlive", outlive]);
-        assert_eq!((out.code, made.len()), (1, 0), "{out:?}{}", f.context());
+        eqnice!((1, 0), (out.code, made.len()), f, "{out:?}");
         assert!(one_line(&out).contains(want), "{out:?}");
     }
-    assert!(f.alive(), "{}", f.context());
-    assert_eq!(f.ctl(&["status"]).code, 0, "{}", f.context());
+    check!(f, f.alive(), "undead died");
+    eqnice!(0, f.ctl(&["status"]).code, f);
 }
 
 /// The cleanup every test relies on: a guard whose victims outlive their
@@ -731,10 +583,10 @@ fn guard_aborts_only_its_own_connection() {
     let mut a = Fuse::start(Mode::Pid1, &["--", "sleep", "1000"]);
     let mut b = Fuse::start(Mode::Pid1, &["--", "sleep", "1000"]);
     let (out, va) = a.dstate(1, &["--outlive", "60s"]);
-    assert_eq!((out.code, va.len()), (0, 1), "{out:?}{}", a.context());
+    eqnice!((0, 1), (out.code, va.len()), a, "{out:?}");
     let (out, vb) = b.dstate(1, &["--outlive", "60s"]);
-    assert_eq!((out.code, vb.len()), (0, 1), "{out:?}{}", b.context());
-    assert_ne!(own_connections(&va), own_connections(&vb));
+    eqnice!((0, 1), (out.code, vb.len()), b, "{out:?}");
+    assert_ne!(connections_of(&va), connections_of(&vb));
     let mounted_before = fusectl_mounted();
     let t0 = Instant::now();
     drop(a);

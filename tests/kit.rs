@@ -22,9 +22,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    BIN, Ident, MODES, Mode, Ran, Scratch, Undead, comm, run_ran, stat,
-    status_field, wait_for,
+    BIN, Ident, KillOnDrop, Mode, Ran, Scratch, Stat, Undead, comm, exec,
+    run_ran, stat, status_mask, wait_for, wchan,
 };
+use crate::{both_modes, check};
 
 /// Bound of every wait for something that should happen at once.
 const T: Duration = Duration::from_secs(10);
@@ -71,7 +72,8 @@ impl Session {
         args.extend(["--control", sock.as_str(), "--"]);
         args.extend(cmd);
         let mut u = Undead::start_with(mode, &args, tweak);
-        // The socket appears only once undead answers (SPEC §4).
+        // The socket file appears only once undead listens (README, "What
+        // undead does as an init").
         let up = wait_for(T, || {
             if Path::new(&sock).exists() {
                 return Some(None);
@@ -107,9 +109,12 @@ impl Session {
         self.u
             .descendants()
             .into_iter()
-            .filter_map(|pid| {
-                let (state, ppid) = stat(pid)?;
-                Some(P { id: Ident::of(pid)?, ppid, state, comm: comm(pid)? })
+            .filter_map(Stat::of)
+            .map(|st| P {
+                id: Ident { pid: st.pid, start: st.start },
+                ppid: st.ppid,
+                state: st.state,
+                comm: st.comm,
             })
             .collect()
     }
@@ -156,30 +161,19 @@ impl Session {
         }
     }
 
+    /// undead exits with `want` (within T), and none of `held` (not even
+    /// a zombie) outlived it.
+    fn exits_leaving_none(&mut self, want: i32, held: &[Ident]) {
+        let code = self.u.wait(T);
+        check!(self, code == Some(want), "exit {code:?}, want {want}");
+        let left: Vec<&Ident> = held.iter().filter(|i| i.present()).collect();
+        check!(self, left.is_empty(), "outlived undead: {left:?}");
+    }
+
     /// Fail with undead's stderr and the process table under it.
+    #[track_caller]
     fn fail(&self, msg: &str) -> ! {
-        let table: Vec<String> = self
-            .procs()
-            .iter()
-            .map(|p| {
-                format!(
-                    "{:>7} {:>7} {} {:<16} {}",
-                    p.id.pid,
-                    p.ppid,
-                    p.state,
-                    p.comm,
-                    wchan(p.id.pid)
-                )
-            })
-            .collect();
-        panic!(
-            "\n{msg}\n mode: {:?}, undead host pid {}\n undead stderr:\n{}\n \
-             processes under undead:\n{}\n",
-            self.u.mode,
-            self.u.pid,
-            self.u.stderr(),
-            table.join("\n")
-        );
+        self.u.fail(msg)
     }
 
     /// `status --json`, checked to be JSON, as Python re-renders `expr`
@@ -206,19 +200,6 @@ impl Session {
     }
 }
 
-/// Fail the test with undead's stderr and process table unless `cond`.
-macro_rules! check {
-    ($s:expr, $cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            $s.fail(&format!($($fmt)+));
-        }
-    };
-}
-
-fn wchan(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default()
-}
-
 /// A FIFO in `dir` a fixture script blocks on (`read x < FIFO`) until
 /// [`Session::go`]: the fixture waits without polling or children.
 fn fifo(dir: &Scratch, name: &str) -> String {
@@ -237,45 +218,13 @@ fn pids(r: &Ran) -> Vec<i32> {
 /// Parse `json` with Python's json module (an independent parser) and
 /// print `expr` of it, `d` being the parsed value.
 fn py(json: &str, expr: &str) -> String {
+    let script =
+        format!("import json,sys\nd=json.load(sys.stdin)\nprint({expr})");
     let mut c = Command::new("python3");
-    c.args([
-        "-c",
-        &format!("import json,sys\nd=json.load(sys.stdin)\nprint({expr})"),
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("python3");
-    child.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python3 rejected {json:?} / {expr}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim_end().to_string()
-}
-
-/// SigIgn of a process, as a bit mask (bit N-1 for signal N).
-fn sig_ignored(pid: i32) -> u64 {
-    u64::from_str_radix(&status_field(pid, "SigIgn").unwrap_or_default(), 16)
-        .unwrap_or(0)
-}
-
-/// Runs a test body once per mode, as two tests that run in parallel.
-macro_rules! both_modes {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn pid1() {
-                super::$name(super::Mode::Pid1);
-            }
-            #[test]
-            fn subreaper() {
-                super::$name(super::Mode::Subreaper);
-            }
-        }
-    )*};
+    c.args(["-c", &script]);
+    let r = exec(&mut c, Some(json.as_bytes()), T);
+    assert!(r.ok(), "python3 rejected {json:?} / {expr}: {r}");
+    r.stdout.trim_end().to_string()
 }
 
 both_modes!(
@@ -299,6 +248,10 @@ both_modes!(
     socket_survives_garbage_oversize_and_stalled_clients,
     non_root_uid_is_refused,
     pids_max_stops_creation_and_undead_goes_on,
+    killed_holders_are_no_longer_held,
+    withholding_with_wait_all_still_exits,
+    release_after_ends_withholding,
+    option_values_do_not_end_the_options,
 );
 
 const SLEEP: [&str; 2] = ["sleep", "1000"];
@@ -366,23 +319,20 @@ fn holder_zombies_reparent_to_undead_and_are_reaped(mode: Mode) {
 /// is SIGKILLed from outside and reaped, `status` must not list it (nor
 /// its zombies) as held, and a later `release` must not signal the pids,
 /// which may by then name unrelated processes.
-#[test]
-fn killed_holders_are_no_longer_held() {
-    for mode in MODES {
-        let s = Session::start(mode, &[], &SLEEP);
-        let zh = pids(&s.ok(&["zombie", "2", "--holder"]));
-        let vf = pids(&s.ok(&["dstate", "1"]));
-        let (h, v) = (s.host(zh[0]), s.host(vf[0]));
-        crate::common::kill(h.pid, libc::SIGKILL);
-        crate::common::kill(v.pid, libc::SIGKILL);
-        s.until("killed holders reaped", T, || {
-            !h.present() && !v.present() && s.zd() == (0, 0)
-        });
-        let held = s.status("len(d['held'])");
-        check!(s, held == "0", "{mode:?}: {held} dead processes still held");
-        let r = s.ok(&["release", "all"]);
-        check!(s, r.stdout.trim() == "released 0 processes", "{r:?}");
-    }
+fn killed_holders_are_no_longer_held(mode: Mode) {
+    let s = Session::start(mode, &[], &SLEEP);
+    let zh = pids(&s.ok(&["zombie", "2", "--holder"]));
+    let vf = pids(&s.ok(&["dstate", "1"]));
+    let (h, v) = (s.host(zh[0]), s.host(vf[0]));
+    crate::common::kill(h.pid, libc::SIGKILL);
+    crate::common::kill(v.pid, libc::SIGKILL);
+    s.until("killed holders reaped", T, || {
+        !h.present() && !v.present() && s.zd() == (0, 0)
+    });
+    let held = s.status("len(d['held'])");
+    check!(s, held == "0", "{mode:?}: {held} dead processes still held");
+    let r = s.ok(&["release", "all"]);
+    check!(s, r.stdout.trim() == "released 0 processes", "{r:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -408,6 +358,14 @@ fn orphan_script(dir: &Scratch, batches: &[usize], end: &str) -> String {
     script + end
 }
 
+/// undead with `opts` over a shell that makes batches of orphans (see
+/// [`orphan_script`]), then sleeps.
+fn orphan_session(mode: Mode, opts: &[&str], batches: &[usize]) -> Session {
+    let dir = Scratch::new("kit");
+    let script = orphan_script(&dir, batches, "exec sleep 1000");
+    Session::start_in(dir, mode, opts, &["sh", "-c", &script], |_| {})
+}
+
 /// The orphans (`true`) under undead in state `state`, parent undead.
 fn orphans(s: &Session, state: char) -> Vec<Ident> {
     s.find("true", state)
@@ -418,22 +376,15 @@ fn orphans(s: &Session, state: char) -> Vec<Ident> {
 }
 
 fn withheld_orphans_stay_zombies(mode: Mode) {
-    let dir = Scratch::new("kit");
-    let script = orphan_script(&dir, &[3, 2, 2], "exec sleep 1000");
-    let s = Session::start_in(
-        dir,
-        mode,
-        &["--withhold-reaping"],
-        &["sh", "-c", &script],
-        |_| {},
-    );
+    let s = orphan_session(mode, &["--withhold-reaping"], &[3, 2, 2]);
     s.until("3 withheld orphans in Z", T, || orphans(&s, 'Z').len() == 3);
     let batch1 = orphans(&s, 'Z');
     check!(s, s.status("d['withholding']") == "True", "withholding off?");
     check!(s, s.status("len(d['withheld'])") == "3", "withheld list");
     // They stay: a status round trip (a full loop of undead) later, still Z.
     check!(s, batch1.iter().all(|i| i.state() == Some('Z')), "not Z");
-    // `release zombies` reaps them, but withholding goes on (SPEC §5).
+    // `release zombies` reaps them, but withholding goes on (README,
+    // "Withheld reaping").
     s.ok(&["release", "zombies"]);
     s.until("batch 1 reaped", T, || batch1.iter().all(|i| !i.present()));
     check!(s, s.status("d['withholding']") == "True", "withholding ended");
@@ -453,9 +404,7 @@ fn withheld_orphans_stay_zombies(mode: Mode) {
 }
 
 fn negative_control_orphans_are_reaped(mode: Mode) {
-    let dir = Scratch::new("kit");
-    let script = orphan_script(&dir, &[5], "exec sleep 1000");
-    let s = Session::start_in(dir, mode, &[], &["sh", "-c", &script], |_| {});
+    let s = orphan_session(mode, &[], &[5]);
     // Without --withhold-reaping the same orphans are reaped: the counter
     // reaches 5 and no Z is left.
     s.until("5 orphans made and reaped", T, || {
@@ -467,16 +416,8 @@ fn negative_control_orphans_are_reaped(mode: Mode) {
 }
 
 fn withhold_for_a_duration_then_reap(mode: Mode) {
-    let dir = Scratch::new("kit");
-    let script = orphan_script(&dir, &[4], "exec sleep 1000");
     let started = Instant::now();
-    let s = Session::start_in(
-        dir,
-        mode,
-        &["--withhold-reaping=1s"],
-        &["sh", "-c", &script],
-        |_| {},
-    );
+    let s = orphan_session(mode, &["--withhold-reaping=1s"], &[4]);
     s.until("4 withheld orphans in Z", T, || orphans(&s, 'Z').len() == 4);
     let seen_z = started.elapsed();
     let batch = orphans(&s, 'Z');
@@ -509,33 +450,21 @@ fn withholding_still_reaps_the_main_child(mode: Mode) {
     s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
     let withheld = orphans(&s, 'Z');
     s.go("go");
-    let code = s.u.wait(T);
-    check!(s, code == Some(7), "exit {code:?}, want the child's 7");
-    // On its way out undead reaps what it withheld (as PID 1 the kernel
-    // does when the namespace dies).
-    let left: Vec<&Ident> = withheld.iter().filter(|i| i.present()).collect();
-    check!(s, left.is_empty(), "withheld orphans outlived undead: {left:?}");
+    // The child's 7. On its way out undead reaps what it withheld (as
+    // PID 1 the kernel does when the namespace dies).
+    s.exits_leaving_none(7, &withheld);
 }
 
 /// `--wait-all` waits for the living: a withheld zombie is dead and will
 /// never exit, so undead must still exit with the child's status (here it
 /// waited for ever, and neither `--grace` nor SIGTERM could end it).
-#[test]
-fn withholding_with_wait_all_still_exits() {
-    for mode in MODES {
-        for grace in [&[][..], &["--grace", "500ms"]] {
-            let mut args = vec!["--no-control", "--withhold-reaping"];
-            args.extend(grace);
-            args.extend([
-                "--wait-all",
-                "--",
-                "sh",
-                "-c",
-                "(/bin/true &); exit 4",
-            ]);
-            let (code, _, err) = crate::common::run(mode, &args, T);
-            assert_eq!(code, 4, "{mode:?} {args:?}: {err}");
-        }
+fn withholding_with_wait_all_still_exits(mode: Mode) {
+    for grace in [&[][..], &["--grace", "500ms"]] {
+        let mut args = vec!["--no-control", "--withhold-reaping"];
+        args.extend(grace);
+        args.extend(["--wait-all", "--", "sh", "-c", "(/bin/true &); exit 4"]);
+        let (code, _, err) = crate::common::run(mode, &args, T);
+        assert_eq!(code, 4, "{mode:?} {args:?}: {err}");
     }
 }
 
@@ -601,7 +530,7 @@ fn vfork_holder_shrugs_off_term_like_signals_but_not_kill(mode: Mode) {
         libc::SIGUSR2,
     ];
     let mask = shrugged.iter().fold(0u64, |m, &sig| m | 1 << (sig - 1));
-    let ign = sig_ignored(holder.pid);
+    let ign = status_mask(holder.pid, "SigIgn").unwrap_or(0);
     check!(s, ign & mask == mask, "SigIgn {ign:x} lacks {mask:x}");
     for sig in shrugged {
         crate::common::kill(holder.pid, sig);
@@ -702,15 +631,7 @@ fn release_all_and_release_after(mode: Mode) {
 /// Withholding is about orphans: what the kit releases is still reaped,
 /// and withholding goes on.
 fn release_under_withholding_leaves_nothing(mode: Mode) {
-    let dir = Scratch::new("kit");
-    let script = orphan_script(&dir, &[2], "exec sleep 1000");
-    let s = Session::start_in(
-        dir,
-        mode,
-        &["--withhold-reaping"],
-        &["sh", "-c", &script],
-        |_| {},
-    );
+    let s = orphan_session(mode, &["--withhold-reaping"], &[2]);
     s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
     s.ok(&["dstate", "2"]);
     let zh_ns = pids(&s.ok(&["zombie", "2", "--holder"]))[0];
@@ -737,28 +658,21 @@ fn release_under_withholding_leaves_nothing(mode: Mode) {
     check!(s, s.status("d['withholding']") == "True", "withholding ended");
 }
 
-/// `--release-after` ends withholding too (SPEC §5: "withholding itself
-/// goes on until its DURATION or `--release-after` ends it"), also when
-/// the kit holds nothing of its own.
-#[test]
-fn release_after_ends_withholding() {
-    for mode in MODES {
-        let dir = Scratch::new("kit");
-        let script = orphan_script(&dir, &[2], "exec sleep 1000");
-        let s = Session::start_in(
-            dir,
-            mode,
-            &["--withhold-reaping", "--release-after", "1s"],
-            &["sh", "-c", &script],
-            |_| {},
-        );
-        s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
-        let batch = orphans(&s, 'Z');
-        s.until("--release-after to reap the withheld orphans", T, || {
-            batch.iter().all(|i| !i.present())
-        });
-        check!(s, s.status("d['withholding']") == "False", "withholding");
-    }
+/// `--release-after` ends withholding too (README, "Withheld reaping":
+/// "`release all` (or the DURATION, or `--release-after`) ends
+/// withholding"), also when the kit holds nothing of its own.
+fn release_after_ends_withholding(mode: Mode) {
+    let s = orphan_session(
+        mode,
+        &["--withhold-reaping", "--release-after", "1s"],
+        &[2],
+    );
+    s.until("2 withheld orphans", T, || orphans(&s, 'Z').len() == 2);
+    let batch = orphans(&s, 'Z');
+    s.until("--release-after to reap the withheld orphans", T, || {
+        batch.iter().all(|i| !i.present())
+    });
+    check!(s, s.status("d['withholding']") == "False", "withholding");
 }
 
 // ---------------------------------------------------------------------------
@@ -788,31 +702,15 @@ fn loaded(mode: Mode) -> (Session, Vec<Ident>) {
 fn child_exit_releases_everything(mode: Mode) {
     let (mut s, all) = loaded(mode);
     s.go("go");
-    let code = s.u.wait(T);
-    check!(s, code == Some(3), "exit {code:?}, want the child's 3");
-    // Released before undead exited: nothing is left, not even Z.
-    let left: Vec<&Ident> = all.iter().filter(|i| i.present()).collect();
-    check!(s, left.is_empty(), "outlived undead: {left:?}");
+    // The child's 3; released before undead exited: nothing is left, not
+    // even Z.
+    s.exits_leaving_none(3, &all);
 }
 
 fn forwarded_signal_exit_releases_everything(mode: Mode) {
     let (mut s, all) = loaded(mode);
     s.u.signal(libc::SIGTERM);
-    let code = s.u.wait(T);
-    check!(s, code == Some(128 + libc::SIGTERM), "exit {code:?}");
-    let left: Vec<&Ident> = all.iter().filter(|i| i.present()).collect();
-    check!(s, left.is_empty(), "outlived undead: {left:?}");
-}
-
-/// SIGKILLs the processes it names (if still the same) when dropped.
-struct KillOnDrop(Vec<Ident>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for i in self.0.iter().filter(|i| i.present()) {
-            crate::common::kill(i.pid, libc::SIGKILL);
-        }
-    }
+    s.exits_leaving_none(128 + libc::SIGTERM, &all);
 }
 
 /// A SIGKILLed undead runs no cleanup. As PID 1 the kernel kills and
@@ -1104,7 +1002,7 @@ fn socket_survives_garbage_oversize_and_stalled_clients(mode: Mode) {
     s.until("released", T, || s.zd() == (0, 0));
 }
 
-/// A stale socket file from an earlier run is replaced (SPEC §4); the
+/// A stale socket file from an earlier run is replaced (README); the
 /// path and `UNDEAD_CONTROL` work for undead and its clients alike; the
 /// socket goes when undead exits.
 fn stale_socket_is_replaced_and_removed_at_exit(mode: Mode) {
@@ -1178,9 +1076,10 @@ fn non_root_uid_is_refused(mode: Mode) {
     s.ok(&["status"]);
 }
 
-/// A refused client must say why and exit 1 (SPEC §1), not 3. undead
-/// answers a refused peer before reading its request, so the client's
-/// write may fail with EPIPE although the reply is waiting to be read.
+/// A refused client must say why and exit 1 ("failed", README, "Exit
+/// codes"), not 3. undead answers a refused peer before reading its
+/// request, so the client's write may fail with EPIPE although the reply
+/// is waiting to be read.
 #[test]
 fn refused_client_exits_1_with_the_reason() {
     let s = Session::start(Mode::Subreaper, &[], &SLEEP);
@@ -1199,18 +1098,15 @@ fn refused_client_exits_1_with_the_reason() {
 /// `--withhold-reaping=DURATION` (and `-vv`) must be understood wherever
 /// it stands among the options, also after an option that takes a value
 /// (`--control PATH`, `--grace 5s`, ...).
-#[test]
-fn option_values_do_not_end_the_options() {
-    for mode in MODES {
-        for opts in [
-            &["--grace", "5s", "--withhold-reaping=1s"][..],
-            &["--no-control", "--grace", "5s", "-vv"],
-        ] {
-            let mut args = opts.to_vec();
-            args.extend(["--no-control", "--", "true"]);
-            let (code, _, err) = crate::common::run(mode, &args, T);
-            assert_eq!(code, 0, "{mode:?} {args:?}: {err}");
-        }
+fn option_values_do_not_end_the_options(mode: Mode) {
+    for opts in [
+        &["--grace", "5s", "--withhold-reaping=1s"][..],
+        &["--no-control", "--grace", "5s", "-vv"],
+    ] {
+        let mut args = opts.to_vec();
+        args.extend(["--no-control", "--", "true"]);
+        let (code, _, err) = crate::common::run(mode, &args, T);
+        assert_eq!(code, 0, "{mode:?} {args:?}: {err}");
     }
 }
 

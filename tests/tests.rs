@@ -25,6 +25,8 @@ mod report;
 /// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
 mod kit;
 
+/// Drop-in for tini: what tini's own test suite checks, as undead's tests.
+mod dropin;
 /// The loop: the order of events that arrive in one wake-up.
 mod r#loop;
 /// Reliability: PID 1 never dies, blocks or lies; --pause; stop sequence.
