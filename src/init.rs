@@ -11,11 +11,9 @@
 //! process of the namespace (`pid_namespaces(7)`), so errors are logged once
 //! and the loop goes on.
 
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::prctl;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::signalfd::SignalFd;
@@ -35,8 +33,13 @@ use crate::report::{self, Recorder};
 use crate::signals;
 use crate::spawn::{self, Group, SpawnPlan};
 use crate::status;
+use crate::teardown;
 use crate::wait;
 use crate::waiting::Waiters;
+
+/// How long a subreaper's exit keeps killing what is left (a released
+/// `--outlive` FUSE victim is SIGKILL-immune until the kernel frees it).
+const EXIT_KILL: Duration = Duration::from_secs(2);
 
 /// The one struct that owns undead's state.
 pub struct Init {
@@ -57,6 +60,11 @@ pub struct Init {
     withhold_until: Option<Instant>,
     /// When the remaining descendants get SIGKILL (`--grace`).
     kill_at: Option<Instant>,
+    /// The stop sequence's signal, once SIGTERM/SIGINT arrived (after
+    /// `-r`): the stragglers get it too once the child has exited.
+    stopping: Option<Signal>,
+    /// `--grace` ran out: kill on every wake-up until none is left.
+    killing: bool,
     reaped: u64,
     control: Option<Server>,
     kit: Kit,
@@ -154,6 +162,8 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         pause_ended: false,
         child_exit: None,
         kill_at: None,
+        stopping: None,
+        killing: false,
         reaped: 0,
         control,
         kit,
@@ -353,10 +363,7 @@ impl Init {
             Action::Shutdown(_) if self.child.is_none() => {
                 self.pause_ended = true;
             }
-            Action::Shutdown(sig) => {
-                self.forward_signal(sig);
-                self.start_grace();
-            }
+            Action::Shutdown(sig) => self.stop(sig),
             Action::Chaos(cmd) => return self.raise(&cmd),
             Action::Release(what) => return self.release(&what),
             Action::Snapshot => return Reply::Status(self.status()),
@@ -435,6 +442,9 @@ impl Init {
             info!("child {child} {exit}");
             self.child_exit = Some(exit);
             if self.cfg.wait_all {
+                if let Some(sig) = self.stopping {
+                    self.teardown().terminate(sig);
+                }
                 self.start_grace();
             }
         }
@@ -468,7 +478,7 @@ impl Init {
             // undead waits for, so they get the signal (`docker stop` must
             // still end the container).
             if self.cfg.wait_all {
-                self.signal_descendants(sig);
+                self.teardown().signal(sig);
             }
             return;
         }
@@ -481,6 +491,21 @@ impl Init {
         if let Err(e) = kill(target, sig) {
             debug!("failed to forward {sig} to {target}: {}", e.desc());
         }
+    }
+
+    /// The stop sequence (SPEC §2): `sig` then SIGCONT to the child (or
+    /// its group), so a stopped child acts on the TERM instead of holding
+    /// it pending; once the child has exited (`--wait-all`), to every
+    /// remaining descendant undead does not hold. Then the `--grace` timer.
+    fn stop(&mut self, sig: Signal) {
+        self.stopping = Some(sig);
+        if self.child_exit.is_none() {
+            self.forward_signal(sig);
+            self.forward_signal(Signal::SIGCONT);
+        } else if self.cfg.wait_all {
+            self.teardown().terminate(sig);
+        }
+        self.start_grace();
     }
 
     fn start_grace(&mut self) {
@@ -506,8 +531,13 @@ impl Init {
         }
         if self.kill_at.is_some_and(|at| at <= now) {
             self.kill_at = None;
+            self.killing = true;
             info!("grace period over; killing every remaining descendant");
-            self.kill_descendants();
+        }
+        // Every wake-up (a SIGCHLD at least) until none is left: a process
+        // that forks as it is killed leaves a child the last scan missed.
+        if self.killing {
+            self.teardown().kill_all();
         }
     }
 
@@ -519,56 +549,18 @@ impl Init {
         self.reap_zombies();
     }
 
-    /// SIGKILL every process undead is responsible for. As PID 1,
-    /// `kill(-1)` reaches every process of the namespace but undead itself
-    /// (`kill(2)`); as a subreaper, the descendants found in /proc.
-    fn kill_descendants(&self) -> usize {
-        self.signal_descendants(Signal::SIGKILL)
-    }
-
-    /// Send `sig` to every descendant; returns how many were found (0 as
-    /// PID 1, where one `kill(-1)` reaches them all).
-    fn signal_descendants(&self, sig: Signal) -> usize {
-        if self.is_pid1 {
-            let _ = kill(Pid::from_raw(-1), sig);
-            return 0;
+    /// Who the teardown may signal: every descendant but what the kit
+    /// holds and the guard.
+    fn teardown(&self) -> teardown::Scope {
+        let held = self.kit.held();
+        let spare = held.iter().map(|h| h.pid);
+        teardown::Scope {
+            me: self.me,
+            is_pid1: self.is_pid1,
+            proc_ok: self.proc_ok,
+            child_group: self.child,
+            spare: spare.chain(self.guard_pid()).collect(),
         }
-        if !self.proc_ok {
-            // No /proc to find them in: the child's group at least.
-            if let Some(child) = self.child {
-                let _ = kill(Pid::from_raw(-child.as_raw()), sig);
-            }
-            return 0;
-        }
-        let left = self.descendants();
-        for &pid in &left {
-            let _ = kill(pid, sig);
-        }
-        left.len()
-    }
-
-    /// Subreaper exit: SIGKILL every descendant and reap them, waiting for
-    /// SIGCHLD (not sleeping) between rounds: a killed grandchild reaches
-    /// undead only when its parent dies and the kernel reparents it.
-    fn kill_and_reap_all(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        self.policy = Policy::ReapAll;
-        while self.kill_descendants() > 0 {
-            self.reap_zombies();
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            if procfs::children(self.me).is_some_and(|c| c.is_empty()) {
-                break;
-            }
-            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-            let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
-            if matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(1..)) {
-                let _ = signals::read_pending(&self.sigfd);
-            }
-        }
-        self.reap_zombies();
     }
 
     /// The exit code once undead should exit, else `None`.
@@ -586,17 +578,10 @@ impl Init {
     /// Live descendants other than what the kit holds (released at exit)
     /// and the guard. Zombies do not count: they are reaped or withheld.
     fn has_descendants(&self) -> bool {
-        let mut held: Vec<Pid> =
-            self.kit.held().iter().map(|h| h.pid).collect();
-        held.sort_unstable();
         if !self.proc_ok {
             return reaper::has_children();
         }
-        self.descendants().into_iter().any(|p| {
-            held.binary_search(&p).is_err()
-                && Some(p) != self.guard_pid()
-                && procfs::state_of(p).is_some_and(|s| s != 'Z')
-        })
+        self.teardown().any_left()
     }
 
     /// Every descendant in /proc; none when /proc is not ours.
@@ -647,7 +632,15 @@ impl Init {
             report::write(path, &rec.render(&ending));
         }
         if !self.is_pid1 {
-            self.kill_and_reap_all(Duration::from_secs(2));
+            // Nothing is spared any more: the kit has released, and the
+            // guard goes with the rest.
+            let scope =
+                teardown::Scope { spare: Vec::new(), ..self.teardown() };
+            self.policy = Policy::ReapAll;
+            teardown::kill_until_none(&scope, EXIT_KILL, |wait| {
+                self.reap_zombies();
+                teardown::wait_for_signal(&self.sigfd, wait);
+            });
         }
         info!("exiting with {code}");
         code

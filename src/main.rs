@@ -37,6 +37,7 @@ mod wait;
 mod waiting;
 
 use error::Error;
+mod teardown;
 
 /// The whole program; returns the exit code.
 #[cfg_attr(test, allow(dead_code))]

@@ -122,7 +122,40 @@ pub fn children(pid: Pid) -> Option<Vec<Pid>> {
 
 /// All descendants of `root`, walking the children files: cheap when
 /// `root` has few descendants on a busy host. Falls back to a full scan.
+///
+/// The walk is not atomic: a process whose parent exits while the walk
+/// reads that parent's children file is reparented to the subreaper
+/// (`root`, for undead) and would be missed: a chain of processes that
+/// fork and exit could look like no descendant at all. Any such move
+/// changes `root`'s own children (the subreaper reaps only between
+/// walks, so an exited child stays listed, as a zombie), so the walk is
+/// repeated until they read the same before and after it.
 pub fn descendants_of(root: Pid) -> Vec<Pid> {
+    descendants_where(root, |_| true).0
+}
+
+/// The descendants for which `keep` holds, and whether the walk settled:
+/// `false` when `root`'s children changed under every one of a few walks
+/// (processes keep forking and exiting under it), so some may be missing.
+/// `keep` runs inside the check: a process it finds gone (or a zombie)
+/// whose children moved to `root` meanwhile unsettles the walk.
+pub fn descendants_where(
+    root: Pid,
+    keep: impl Fn(Pid) -> bool,
+) -> (Vec<Pid>, bool) {
+    let mut found = Vec::new();
+    for _ in 0..8 {
+        let before = children(root);
+        found = walk_descendants(root);
+        found.retain(|&p| keep(p));
+        if children(root) == before {
+            return (found, true);
+        }
+    }
+    (found, false)
+}
+
+fn walk_descendants(root: Pid) -> Vec<Pid> {
     let mut found = vec![root];
     let mut i = 0;
     while i < found.len() {

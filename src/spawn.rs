@@ -22,8 +22,6 @@ use std::io::IsTerminal;
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
-use nix::sys::prctl;
-use nix::sys::signal::Signal;
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::error::Error;
@@ -104,11 +102,7 @@ fn exec_child(
         }
     }
     if plan.die_with_parent {
-        // Fails only for an invalid signal (EINVAL, `PR_SET_PDEATHSIG`).
-        let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-        if unistd::getppid() != parent {
-            sys::exit_now(1);
-        }
+        sys::die_with_parent(parent);
     }
     signals::restore_signal_state(plan.signals);
     let errno = sys::execvp(args);

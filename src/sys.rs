@@ -5,6 +5,14 @@
 //! `Result<T, Errno>`; raw `i32` pids and signal numbers stop here. The
 //! functions marked "async-signal-safe" are the ones a forked child may call
 //! before `execve`/`_exit`: they neither allocate nor take locks.
+//!
+//! Fork-child rule: a child of a multi-threaded process may call only
+//! async-signal-safe functions, because another thread may have held a
+//! lock (malloc's) at the fork (`fork(2)`, `signal-safety(7)`). undead
+//! starts no thread, so its forked children could even allocate; two do
+//! (`spawn_instant_zombie` and `vfork_stall` box a closure for `clone`),
+//! and that is sound *only* because undead is single-threaded. Everything
+//! else a child runs is listed here as async-signal-safe.
 
 use std::ffi::{CStr, CString, c_char};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -16,8 +24,9 @@ use nix::unistd::{ForkResult, Pid};
 /// The process entry point, called by glibc's `__libc_start_main`
 /// (`main.rs` is `no_main`). Returning from it runs `exit(3)`.
 // SAFETY: exactly one symbol named `main` exists in the program: the
-// crate is `no_main`, so Rust emits no `main` of its own.
-#[cfg(not(test))]
+// crate is `no_main`, so Rust emits no `main` of its own. (A fuzz target,
+// built with `--cfg fuzzing`, brings its own, like the unit tests.)
+#[cfg(not(any(test, fuzzing)))]
 #[unsafe(no_mangle)]
 pub extern "C" fn main(
     _argc: std::ffi::c_int,
@@ -27,12 +36,25 @@ pub extern "C" fn main(
 }
 
 /// fork(2). The caller's child must stay async-signal-safe until it
-/// execs or `_exit`s.
+/// execs or `_exit`s (see the fork-child rule above).
 pub fn fork() -> Result<ForkResult, Errno> {
     // SAFETY: undead is single-threaded whenever it forks (no thread is
-    // ever started), and every child path calls only the async-signal-safe
-    // wrappers of this module before execve/_exit.
+    // ever started), so no lock is held by another thread in the child;
+    // every child path calls only this module's async-signal-safe wrappers,
+    // or allocates where a comment says so, before execve/_exit.
     unsafe { nix::unistd::fork() }
+}
+
+/// In a forked child: die by SIGKILL when the process that forked it dies
+/// (PR_SET_PDEATHSIG), and close the race with a parent that died before
+/// the prctl: if the parent is no longer `parent`, `_exit(1)` at once.
+/// The death signal follows the parent *thread* (`prctl(2)`): undead has
+/// one. Async-signal-safe (prctl, getppid, _exit).
+pub fn die_with_parent(parent: Pid) {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if nix::unistd::getppid() != parent {
+        exit_now(1);
+    }
 }
 
 /// `_exit(2)`: leave the child at once, without running atexit handlers or
@@ -207,13 +229,18 @@ pub fn spawn_instant_zombie(
 ) -> Result<Pid, Errno> {
     use nix::sched::CloneFlags;
     let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
+    // An allocation in a forked child (the zombie holder): sound only
+    // because undead, and so the holder, is single-threaded (no other
+    // thread can hold malloc's lock).
     let body = Box::new(|| {
         set_comm(comm);
         exit_now(0)
     });
     // SAFETY: the child shares our memory but only calls prctl and _exit,
     // which touch no Rust state; CLONE_VFORK keeps us suspended until it
-    // has exited, so the stack is not reused while it runs.
+    // has exited, so the stack is not reused while it runs. The Box above
+    // is allocated in a forked child, which is sound only because undead
+    // is single-threaded.
     unsafe { nix::sched::clone(body, stack, flags, Some(libc::SIGCHLD)) }
 }
 
@@ -297,9 +324,11 @@ pub fn vfork_stall(
 ) -> Result<Pid, Errno> {
     use nix::sched::CloneFlags;
     let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
-    // SAFETY: `stall` only makes raw syscalls (prctl, read, _exit) and never
-    // returns into our frames; CLONE_VFORK suspends us while it runs, so the
-    // borrowed stack and closure stay valid and unshared.
+    // SAFETY: `stall` only makes raw syscalls (prctl, getppid, pause,
+    // _exit) and never returns into our frames; CLONE_VFORK suspends us
+    // while it runs, so the borrowed stack and closure stay valid and
+    // unshared. The Box is allocated in a forked child (the vfork holder):
+    // sound only because undead, and so the holder, is single-threaded.
     unsafe {
         nix::sched::clone(Box::new(stall), stack, flags, Some(libc::SIGCHLD))
     }

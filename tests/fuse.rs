@@ -286,7 +286,8 @@ fn victims_are_d_before_any_signal(mode: Mode) {
         "a fuse.undead mount in undead's mount table"
     );
     let out = f.ctl(&["release", "all"]);
-    assert_eq!(out.stdout.trim(), format!("released {n} processes"));
+    let want = format!("released {n} processes");
+    eqnice!(want.as_str(), out.stdout.trim(), f, "{out:?}");
     check!(
         f,
         gone_within(&made, T).is_some(),

@@ -593,3 +593,132 @@ fn failed_spawn_releases_and_removes_the_socket() {
         assert!(!Path::new(&sock).exists(), "{mode:?}: socket left: {r:?}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The stop sequence (SPEC §2)
+// ---------------------------------------------------------------------------
+
+/// Whether `sig` is pending for `pid` (SigPnd: the thread; ShdPnd: the
+/// process).
+fn pending(pid: i32, sig: i32) -> bool {
+    ["SigPnd", "ShdPnd"].iter().any(|key| {
+        crate::common::status_field(pid, key)
+            .and_then(|v| u64::from_str_radix(&v, 16).ok())
+            .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
+    })
+}
+
+/// A stopped child gets SIGCONT after the forwarded SIGTERM, so it acts on
+/// the TERM (exit 143) instead of holding it pending until the runtime's
+/// SIGKILL. Negative control: a TERM alone stays pending while it is T.
+/// See: #10 (stop sequence)
+#[test]
+fn forwarded_term_is_followed_by_cont() {
+    for mode in MODES {
+        let script = "kill -STOP $$; exit 7";
+        let args = ["--no-control", "--", "sh", "-c", script];
+        let mut u = Undead::start(mode, &args);
+        let child = u.main_child("sh", T).expect("child");
+        let stopped =
+            wait_for(T, || (state(child) == Some('T')).then_some(()));
+        assert!(stopped.is_some(), "{mode:?}: child never stopped");
+        crate::common::kill(child, libc::SIGTERM);
+        let held = wait_for(T, || pending(child, libc::SIGTERM).then_some(()));
+        assert!(
+            held.is_some(),
+            "{mode:?}: negative control: TERM not pending"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(state(child), Some('T'), "{mode:?}: TERM alone ended it");
+        u.signal(libc::SIGTERM);
+        assert_eq!(u.wait(T), Some(143), "{mode:?}: {}", u.stderr());
+    }
+}
+
+/// `--wait-all`: after the child exited, a TERM to undead reaches the
+/// stragglers with SIGCONT (a stopped one too), long before `--grace`; and
+/// a TERM that arrived while the child ran reaches the stragglers once the
+/// child exits. See: #10 (stop sequence)
+#[test]
+fn wait_all_stop_sequence_reaches_stopped_stragglers() {
+    for mode in MODES {
+        let straggler = "sh -c 'kill -STOP $$; sleep 100' & exit 0";
+        let args = ["--no-control", "--wait-all", "--grace", "60s", "--"];
+        let mut u = Undead::start(
+            mode,
+            &[&args[..], &["sh", "-c", straggler]].concat(),
+        );
+        let stopped = wait_for(T, || {
+            u.descendants().into_iter().find(|&p| state(p) == Some('T'))
+        });
+        assert!(stopped.is_some(), "{mode:?}: no stopped straggler");
+        u.signal(libc::SIGTERM);
+        assert_eq!(u.wait(T), Some(0), "{mode:?}: {}", u.stderr());
+
+        let child = "trap 'exit 3' TERM; sleep 100 & wait";
+        let args = ["--no-control", "--wait-all", "--", "sh", "-c", child];
+        let mut u = Undead::start(mode, &args);
+        assert!(u.find("sleep", T).is_some(), "{mode:?}: no sleep");
+        u.signal(libc::SIGTERM);
+        assert_eq!(u.wait(T), Some(3), "{mode:?}: {}", u.stderr());
+    }
+}
+
+/// Creates the stop file of a hopper chain on drop, so a chain that
+/// escaped a failed test ends by itself.
+struct StopFile(std::path::PathBuf);
+
+impl Drop for StopFile {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.0, "");
+    }
+}
+
+/// Processes that fork as they are killed (chains in which each link
+/// forks the next and exits at once): `--wait-all` sees them until
+/// `--grace` runs out (a /proc walk racing their reparenting saw none and
+/// exited at once), then the kill repeats until a scan finds nothing,
+/// undead exits, and no link outlives it. See: #10 (stop sequence)
+#[test]
+fn grace_kill_repeats_against_processes_that_fork() {
+    for mode in MODES {
+        let dir = Scratch::new("hop");
+        let stop = StopFile(dir.path("stop"));
+        // Bounded: a chain that escapes ends by itself (and on drop).
+        // 16 chains: a one-shot scan-and-kill misses at least one.
+        let hop = format!(
+            "import os\n\
+             for c in range(15):\n\
+             \x20   if os.fork() == 0: break\n\
+             for i in range(100000):\n\
+             \x20   if os.path.exists('{}'): break\n\
+             \x20   if os.fork(): os._exit(0)\n",
+            stop.0.display()
+        );
+        let child = "python3 -c \"$0\" & exit 0";
+        let args = ["--no-control", "--wait-all", "--grace", "2s", "--"];
+        let run = [&args[..], &["sh", "-c", child, &hop]].concat();
+        let t0 = std::time::Instant::now();
+        let mut u = Undead::start(mode, &run);
+        let code = u.wait(T);
+        let took = t0.elapsed();
+        let needle = stop.0.display().to_string();
+        let links = || {
+            crate::common::all_pids()
+                .into_iter()
+                .filter(|p| {
+                    fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                        String::from_utf8_lossy(&c).contains(&needle)
+                    })
+                })
+                .count()
+        };
+        let left = wait_for(T, || (links() == 0).then_some(()));
+        drop(stop);
+        assert_eq!(code, Some(0), "{mode:?}: {}", u.stderr());
+        assert!(left.is_some(), "{mode:?}: the chain outlived undead");
+        // The chains live until the grace runs out: a walk that lost them
+        // while they were being reparented would exit early.
+        assert!(took >= Duration::from_millis(1800), "{mode:?}: {took:?}");
+    }
+}

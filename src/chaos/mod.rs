@@ -17,6 +17,8 @@ mod unit;
 mod vfork;
 mod zombie;
 
+#[cfg(fuzzing)]
+pub use fuse::fuzz_serve;
 pub use pending::OpId;
 pub use rescue::rescue;
 

@@ -13,7 +13,6 @@
 //! has PR_SET_PDEATHSIG(SIGKILL) against undead, the stalled child the same
 //! against the holder, so the chain unwinds in the kernel.
 
-use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{self, ForkResult, Pid};
 
@@ -63,14 +62,13 @@ pub fn spawn_vfork_holder(stack: &mut [u8]) -> Result<Pid, nix::Error> {
     }
 }
 
-/// The holder's side; never returns. Async-signal-safe syscalls only.
+/// The holder's side; never returns. Async-signal-safe syscalls, plus
+/// the one allocation of `sys::vfork_stall` (sound because undead is
+/// single-threaded, see `sys`).
 fn run_holder(stack: &mut [u8], parent: Pid) -> ! {
     sys::set_comm(c"undead-vfork");
     let _ = sys::close_all_except(&mut [0, 1, 2]);
-    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-    if unistd::getppid() != parent {
-        sys::exit_now(1);
-    }
+    sys::die_with_parent(parent);
     for sig in IGNORED {
         let _ = sys::ignore_signal(sig);
     }
@@ -81,10 +79,7 @@ fn run_holder(stack: &mut [u8], parent: Pid) -> ! {
     // The name comes last: the kit waits for it, so once it shows, the
     // pdeathsig is armed too.
     let mut stall = move || -> isize {
-        let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-        if unistd::getppid() != me {
-            sys::exit_now(1);
-        }
+        sys::die_with_parent(me);
         sys::set_comm(c"undead-vstall");
         sys::pause_forever()
     };

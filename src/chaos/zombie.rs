@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::prctl;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd::{self, ForkResult, Pid};
 
 use super::pending::Check;
@@ -99,14 +98,13 @@ pub fn check_holder(h: &mut Holder) -> Check {
     if h.zombies.len() >= h.want { Check::Ready } else { Check::NotYet }
 }
 
-/// The holder's side; never returns. Async-signal-safe syscalls only.
+/// The holder's side; never returns. Async-signal-safe syscalls, plus
+/// the one allocation of `sys::spawn_instant_zombie` (sound because undead
+/// is single-threaded, see `sys`).
 fn run_holder(n: usize, stack: &mut [u8], report: &OwnedFd, parent: Pid) -> ! {
     sys::set_comm(c"undead-zholder");
     let _ = sys::close_all_except(&mut [0, 1, 2, report.as_raw_fd()]);
-    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-    if unistd::getppid() != parent {
-        sys::exit_now(1);
-    }
+    sys::die_with_parent(parent);
     let mut made: u32 = 0;
     let mut errno: i32 = 0;
     for _ in 0..n {

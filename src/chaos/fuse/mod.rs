@@ -385,6 +385,36 @@ impl FuseHold {
     }
 }
 
+/// Fuzzing seam (fuzz/, `--cfg fuzzing`): the requests in `input`, each
+/// cut at its header's length, served by a connection whose replies go to
+/// /dev/null. Exercises the decoder and its state (INIT, READ held,
+/// INTERRUPT) without a kernel.
+#[cfg(fuzzing)]
+pub fn fuzz_serve(mut input: &[u8], outlive: Option<u16>) {
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let Ok(dev) = open("/dev/null", flags, Mode::empty()) else { return };
+    let mut hold = FuseHold {
+        dev,
+        victims: Vec::new(),
+        gone: Vec::new(),
+        held: Vec::new(),
+        outlive,
+        initialized: false,
+        no_interrupt: false,
+        released: false,
+        aborted: false,
+        refusal: None,
+        shortfall: None,
+        buf: Vec::new(),
+    };
+    while let Some(len) = u32_at(input, 0) {
+        let len = (len as usize).clamp(1, input.len());
+        hold.serve(&input[..len]);
+        input = &input[len..];
+    }
+    hold.release();
+}
+
 /// Refuse if `kernel.hung_task_panic` is set and the immune D (`lasts`;
 /// None: until released) may outlast `kernel.hung_task_timeout_secs` (0:
 /// detector off). Unparsable values refuse.

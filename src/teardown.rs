@@ -1,0 +1,148 @@
+//! Teardown: what undead does to the descendants left when it stops.
+//!
+//! The stop sequence (as systemd and s6 do it): a SIGTERM-class signal is
+//! followed by SIGCONT to the same target, because a stopped process holds
+//! a TERM pending (SigPnd/ShdPnd) until it is continued, so without the
+//! CONT it would wait for the runtime's SIGKILL (`signal(7)`: stopped
+//! processes do not act on signals but SIGKILL). With `--wait-all`, once
+//! the child has exited, every remaining descendant that undead does not
+//! hold gets the same TERM and CONT; after `--grace`, SIGKILL.
+//!
+//! Finding them: as PID 1, `kill(-1)` reaches every process of the
+//! namespace but undead (`kill(2)`), and the kernel never lets a fork
+//! complete with a fatal signal pending (`copy_process` fails with
+//! ERESTARTNOINTR), so one call leaves no late fork behind. As a
+//! subreaper, they are found in /proc (the children files), and a process
+//! that forks as it is killed can put a child out of the scan's sight:
+//! the final kill repeats until a scan finds nothing.
+//!
+//! Without this namespace's /proc (see `procfs::not_ours`), pids read
+//! there name other processes: nothing is looked up; as PID 1 `kill(-1)`
+//! still works, as a subreaper only the child's process group is reached.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::signalfd::SignalFd;
+use nix::unistd::Pid;
+
+use crate::procfs;
+use crate::signals;
+
+/// Who undead's teardown may signal.
+pub struct Scope {
+    pub me: Pid,
+    pub is_pid1: bool,
+    /// /proc is this PID namespace's.
+    pub proc_ok: bool,
+    /// The child's process group (it leads it), if there is a child.
+    pub child_group: Option<Pid>,
+    /// Left alone: what the kit holds (released, not killed) and
+    /// `undead-guard`.
+    pub spare: Vec<Pid>,
+}
+
+impl Scope {
+    /// Whether any descendant is left: one found, or a tree that kept
+    /// changing under the walk (processes forking and exiting: there are
+    /// some, even if each one the walk saw is gone by now).
+    pub fn any_left(&self) -> bool {
+        let (left, settled) = self.scan();
+        !settled || !left.is_empty()
+    }
+
+    /// Live descendants (zombies excluded: they are reaped or withheld)
+    /// other than the spared ones, and whether the walk settled.
+    fn scan(&self) -> (Vec<Pid>, bool) {
+        if !self.proc_ok {
+            return (Vec::new(), true);
+        }
+        procfs::descendants_where(self.me, |p| {
+            !self.spare.contains(&p)
+                && procfs::state_of(p).is_some_and(|s| s != 'Z')
+        })
+    }
+
+    /// The stop sequence's TERM: `sig`, then SIGCONT, to every remaining
+    /// descendant. Returns how many were found.
+    pub fn terminate(&self, sig: Signal) -> usize {
+        self.send(&[sig, Signal::SIGCONT])
+    }
+
+    /// SIGKILL every remaining descendant; returns how many were found, at
+    /// least 1 while the tree keeps changing (as PID 1, where `kill(-1)`
+    /// reaches them without a count, 0).
+    pub fn kill_all(&self) -> usize {
+        self.send(&[Signal::SIGKILL])
+    }
+
+    /// Any other signal (`--wait-all` forwards them to the stragglers once
+    /// the child has exited).
+    pub fn signal(&self, sig: Signal) -> usize {
+        self.send(&[sig])
+    }
+
+    /// As PID 1, one `kill(-1)` when it spares nothing that must be
+    /// spared: for SIGKILL (held processes are released at exit anyway),
+    /// or when nothing is held.
+    fn send(&self, sigs: &[Signal]) -> usize {
+        let everyone = self.is_pid1
+            && (!self.proc_ok
+                || self.spare.is_empty()
+                || sigs == [Signal::SIGKILL]);
+        let target = if everyone { Some(-1) } else { self.group() };
+        if everyone || !self.proc_ok {
+            for &sig in sigs {
+                target.map(|t| kill(Pid::from_raw(t), sig));
+            }
+            return 0;
+        }
+        let (left, settled) = self.scan();
+        for &pid in &left {
+            for &sig in sigs {
+                let _ = kill(pid, sig);
+            }
+        }
+        left.len() + usize::from(!settled)
+    }
+
+    fn group(&self) -> Option<i32> {
+        self.child_group.map(|g| -g.as_raw())
+    }
+}
+
+/// Kill until a scan finds nothing: SIGKILL every remaining descendant,
+/// then `settle(timeout)` (reap, wait for the next SIGCHLD at most
+/// `timeout`: see `wait_for_signal`) before the next round, at most
+/// `limit` in all. A killed grandchild reaches undead only when its parent
+/// dies and the kernel reparents it, and a process forked as its parent
+/// was killed is seen only by the next scan.
+pub fn kill_until_none(
+    scope: &Scope,
+    limit: Duration,
+    mut settle: impl FnMut(Duration),
+) {
+    let deadline = Instant::now() + limit;
+    while scope.kill_all() > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        // A dying process may show (not yet Z) for a moment after its
+        // SIGCHLD-less siblings: look again within 10 ms regardless.
+        settle(left.min(Duration::from_millis(10)));
+    }
+    settle(Duration::ZERO);
+}
+
+/// Wait at most `timeout` for a signal (SIGCHLD, in practice) and drop
+/// what is pending: at exit nothing but reaping is left to do with it.
+pub fn wait_for_signal(sigfd: &SignalFd, timeout: Duration) {
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+    if matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(1..)) {
+        let _ = signals::read_pending(sigfd);
+    }
+}
