@@ -219,7 +219,7 @@ impl Kit {
                 return failed("--outlive applies to --kind fuse only".into());
             }
             ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive } => {
-                return Started::Now(self.create_fuse(n, outlive));
+                return self.create_fuse(n, outlive);
             }
         };
         let op = self.next_op();
@@ -227,23 +227,26 @@ impl Kit {
         Started::Later(op)
     }
 
-    /// `dstate N --kind fuse`: one connection, N victims (set up within
-    /// the loop's turn: not yet an operation in progress).
-    fn create_fuse(&mut self, n: usize, outlive: Option<Duration>) -> Created {
+    /// `dstate N --kind fuse`: one connection, N victims. The set-up (the
+    /// mount, FUSE_INIT, the primer) runs within the loop's turn, bounded;
+    /// the victims are confirmed in D as an operation in progress.
+    fn create_fuse(
+        &mut self,
+        n: usize,
+        outlive: Option<Duration>,
+    ) -> Started<Created> {
         let hold = match fuse::FuseHold::create(n, outlive) {
             Ok(hold) => hold,
             Err(e) => {
-                return Created {
-                    error: Some(e.to_string()),
-                    ..Created::default()
-                };
+                let error = Some(e.to_string());
+                return Started::Now(Created { error, ..Created::default() });
             }
         };
-        let pids = hold.victims().to_vec();
-        let error = hold
-            .shortfall()
-            .map(|e| shortfall(pids.len(), n, "fuse victim", e));
-        let note = outlive.map(|t| {
+        let op = self.next_op();
+        let made = (hold.shortfall(), Unit::Fuse(hold));
+        let mut c =
+            Creating::confirming(op, n, "fuse victim", (made.1, made.0));
+        c.note = outlive.map(|t| {
             let (lo, hi) = fuse::outlive_window(t);
             format!(
                 "the victims outlive undead; the kernel frees them \
@@ -252,8 +255,8 @@ impl Kit {
                 hi.as_secs()
             )
         });
-        self.units.push((Unit::Fuse(hold), Instant::now()));
-        Created { pids, error, note }
+        self.creating.push(c);
+        Started::Later(op)
     }
 
     /// Whether a FUSE connection is held or still being released: then the

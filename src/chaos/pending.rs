@@ -67,6 +67,8 @@ pub struct Creating {
     errno: Option<Errno>,
     /// Set when the last fork is done: confirmation may take `OBSERVE`.
     deadline: Option<Instant>,
+    /// Said with the reply (the `--outlive` window).
+    pub note: Option<String>,
 }
 
 impl Creating {
@@ -82,7 +84,23 @@ impl Creating {
             ready: Vec::new(),
             errno: None,
             deadline: None,
+            note: None,
         }
+    }
+
+    /// A creation whose processes are made (a FUSE hold and its victims):
+    /// only their state is left to confirm.
+    pub fn confirming(
+        op: OpId,
+        n: usize,
+        what: &'static str,
+        (u, errno): (Unit, Option<Errno>),
+    ) -> Self {
+        let mut c = Creating::new(op, n, what, Making::Vforks);
+        c.making = None;
+        c.errno = errno;
+        c.made.push_back(u);
+        c
     }
 
     /// Whether forks remain to be done.
@@ -175,7 +193,7 @@ impl Creating {
         }
         let mut units = self.ready;
         units.extend(self.made);
-        (Created { pids, error, note: None }, units)
+        (Created { pids, error, note: self.note }, units)
     }
 
     /// Everything made so far, confirmed or not (`release all` takes

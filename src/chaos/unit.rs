@@ -51,7 +51,14 @@ impl Unit {
             Unit::Zombie(_) => Check::NotYet,
             Unit::Holder(h) => zombie::check_holder(h),
             Unit::Vfork { holder, stall } => vfork::check(*holder, stall),
-            Unit::Fuse(_) => Check::Ready,
+            Unit::Fuse(hold) => match hold.check() {
+                Ok(true) => Check::Ready,
+                Ok(false) => Check::NotYet,
+                Err(e) => {
+                    crate::log::error!("fuse victims: {e}");
+                    Check::Failed
+                }
+            },
         }
     }
 

@@ -74,8 +74,9 @@ pub struct FuseHold {
 }
 
 impl FuseHold {
-    /// Mount undead's fs privately and fork `n` victims; return once all
-    /// are `D`, or give up after ~3 s (killing and reaping what it forked).
+    /// Mount undead's fs privately and fork `n` victims (whose READs the
+    /// caller confirms with `check`), or give up after ~3 s (killing and
+    /// reaping what it forked).
     /// `outlive`: the victims also hold the descriptor and the kernel
     /// aborts the connection by itself within `outlive_window(T)`.
     pub fn create(
@@ -168,15 +169,27 @@ impl FuseHold {
             self.victims.push(pid);
             self.gone.push(Cell::new(false));
         }
-        let victims = self.victims.clone();
-        // The promise is observable: 'D' in /proc/PID/stat.
-        self.pump(deadline, "the victims to be D", |h| {
-            victims.iter().try_fold(true, |all, &p| {
-                let d = |h: &Self| {
-                    h.holds(p) && crate::procfs::state_of(p) == Some('D')
-                };
-                Ok(h.reader(p, "victim", d)? && all)
-            })
+        // The victims are confirmed by the kit's loop (`check`).
+        Ok(())
+    }
+
+    /// Serve what is readable; then whether every victim is observably in
+    /// its promised state: its READ held and 'D' in /proc/PID/stat. An
+    /// error if the connection was refused or aborted, or a victim exited.
+    /// Never blocks.
+    pub fn check(&mut self) -> Result<bool, FuseError> {
+        self.on_readable();
+        if let Some(e) = self.refusal.take() {
+            return Err(e);
+        }
+        if self.aborted {
+            return Err(FuseError::Aborted);
+        }
+        self.victims.iter().try_fold(true, |all, &p| {
+            let d = |h: &Self| {
+                h.holds(p) && crate::procfs::state_of(p) == Some('D')
+            };
+            Ok(self.reader(p, "victim", d)? && all)
         })
     }
 
