@@ -324,10 +324,11 @@ impl Init {
         if self.waiters.is_empty() {
             return;
         }
-        let seen = status::seen(self.me, self.proc_ok);
+        let held = self.kit.held();
+        let seen = status::seen(self.me, self.proc_ok, &held);
         for (conn, met) in self.waiters.answer(seen, Instant::now()) {
             let reply = match met {
-                Ok(()) => Reply::Status(self.status()),
+                Ok(()) => Reply::Done,
                 Err(why) => Reply::Refused(why),
             };
             self.respond(conn, &reply);

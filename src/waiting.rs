@@ -5,6 +5,7 @@
 //! confirmed, a request), at its timeout, and every `RECHECK` for what no
 //! event tells undead about (a grandchild turning Z or D signals its own
 //! parent, not undead). The client used to ask for `status` every 10 ms.
+//! The reply is `{"ok":true}`, or the timeout as an error.
 
 use std::time::{Duration, Instant};
 
