@@ -19,8 +19,8 @@ use crate::error::Error;
 #[argh(
     note = "Usage: undead [OPTIONS] -- COMMAND [ARGS...] | undead VERB ... | \
             undead [OPTIONS] --pause",
-    note = "Verbs: zombie, dstate, release, status, wait, ps, rescue \
-            (undead VERB --help).",
+    note = "Verbs: zombie, dstate, stopped, deaf, slow, escapee, hopper, \
+            frozen, release, status, wait, ps, rescue (undead VERB --help).",
     note = "Every option can be set by environment: UNDEAD_<OPTION> (e.g. \
             UNDEAD_GRACE=10s, UNDEAD_ZOMBIES=3), and tini's TINI_SUBREAPER, \
             TINI_KILL_PROCESS_GROUP, TINI_VERBOSITY; a flag wins.",
@@ -83,6 +83,10 @@ pub struct InitArgs {
     /// kind of --dstate: vfork (killable, default) or fuse (SIGKILL-immune)
     #[argh(option)]
     pub dstate_kind: Option<String>,
+    /// at start, raise what 'VERB ARGS' would (repeatable; e.g. --raise
+    /// 'stopped 2'; UNDEAD_RAISE='stopped 2; hopper 1', ;-separated)
+    #[argh(option)]
+    pub raise: Vec<String>,
     /// release everything undead holds after DURATION (safety timer)
     #[argh(option)]
     pub release_after: Option<String>,
@@ -105,7 +109,7 @@ pub struct InitArgs {
 
 /// What the init command line asks for.
 pub enum Invocation {
-    Init(Config),
+    Init(Box<Config>),
     /// `--version`: print this and exit 0.
     Print(String),
 }
@@ -124,7 +128,7 @@ pub fn parse(words: &[&str]) -> Result<Invocation, Error> {
         return Ok(Invocation::Print(version()));
     }
     let env = |name: &str| env::var(name).ok();
-    config::config(args, &Env(&env)).map(Invocation::Init)
+    config::config(args, &Env(&env)).map(|c| Invocation::Init(Box::new(c)))
 }
 
 /// The words as argh reads them, after `normalise`.
@@ -171,7 +175,8 @@ fn normalise(words: &[&str]) -> Vec<String> {
 }
 
 /// The init options that take a value (as separate words).
-const TAKES_VALUE: [&str; 15] = [
+const TAKES_VALUE: [&str; 16] = [
+    "--raise",
     "-p",
     "--pdeathsig",
     "-e",

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use nix::sys::socket::{MsgFlags, send};
 
-use crate::chaos::{ChaosCmd, Kind};
+use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind};
 use crate::control::DEFAULT_CONTROL;
 use crate::error::Error;
 use crate::json::{Value, obj};
@@ -23,8 +23,10 @@ use crate::request::{self, Request};
 use crate::waiting::{MAX_HOLD, WaitFor};
 
 /// The words `main` hands to `parse` instead of running an init.
-pub const VERBS: [&str; 7] =
-    ["zombie", "dstate", "release", "status", "wait", "ps", "rescue"];
+pub const VERBS: [&str; 13] = [
+    "zombie", "dstate", "release", "status", "wait", "ps", "rescue",
+    "stopped", "deaf", "slow", "escapee", "hopper", "frozen",
+];
 
 /// How long a client waits for undead's reply (creation is bounded by
 /// undead itself to a few seconds).
@@ -56,15 +58,19 @@ struct DstateArgs {
     /// fuse only: victims outlive undead, freed by the kernel after DURATION
     #[argh(option)]
     outlive: Option<String>,
+    /// the victims work in (and keep busy) this directory
+    #[argh(option)]
+    cwd: Option<String>,
     /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
     #[argh(option)]
     control: Option<String>,
 }
 
 #[derive(FromArgs)]
-/// release what undead holds: all (default), zombies, dstate or PIDs
+/// release what undead holds: all (default), zombies, dstate, KIND... or PIDs
 struct ReleaseArgs {
-    /// all, zombies, dstate, or PIDs
+    /// all, zombies, dstate, stopped, deaf, slow, escapee, hopper,
+    /// frozen, or PIDs
     #[argh(positional)]
     what: Vec<String>,
     /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
@@ -85,6 +91,11 @@ struct StatusArgs {
 
 #[derive(FromArgs)]
 /// wait until undead holds or sees at least N zombies and N D processes
+#[argh(
+    note = "Also --stopped N, --deaf N, --slow N, --escapee N, --hopper N, \
+               --frozen N: at least N processes of that kit kind, held or \
+               unheld."
+)]
 struct WaitArgs {
     /// at least this many Z processes
     #[argh(option)]
@@ -130,6 +141,8 @@ pub enum Verb {
     Wait {
         zombies: u64,
         dstate: u64,
+        /// Minimums per hazard kind (held or unheld).
+        kinds: Vec<(&'static str, u64)>,
         timeout: Option<Duration>,
         control: String,
     },
@@ -166,7 +179,9 @@ fn duration(text: Option<String>) -> Result<Option<Duration>, Error> {
     text.map(|t| parse::duration(&t)).transpose().map_err(Error::Usage)
 }
 
-/// Parse `undead VERB WORDS...`; one arm per verb.
+/// Parse `undead VERB WORDS...`; one arm per verb. Called from the
+/// init's `--raise` too: one copy, not inlined twice.
+#[inline(never)]
 pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
     let cmd = ["undead", verb];
     let send =
@@ -184,8 +199,18 @@ pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
             let kind = a.kind.as_deref().map_or(Ok(Kind::Vfork), Kind::parse);
             let kind = kind.map_err(Error::Usage)?;
             let outlive = duration(a.outlive)?;
-            let cmd = ChaosCmd::Dstate { n, kind, outlive };
+            let cwd = a.cwd.as_deref().map(cwd_word).transpose()?;
+            let cwd = cwd.map(Into::into);
+            let cmd = ChaosCmd::Dstate { n, kind, outlive, cwd };
             send(Request::Raise(cmd), control(a.control), Print::Pids)
+        }
+        "stopped" | "deaf" | "slow" | "escapee" | "hopper" | "frozen" => {
+            let (w, path) = crate::chaos::hazard_words(words)?;
+            let kind = HazardKind::parse(verb)
+                .ok_or_else(|| Error::Usage(verb.into()))?;
+            let cmd = HazardCmd::parse(kind, &w).map_err(Error::Usage)?;
+            let cmd = ChaosCmd::Hazard(cmd);
+            send(Request::Raise(cmd), control(path), Print::Pids)
         }
         "release" => {
             let a = ReleaseArgs::from_args(&cmd, words)?;
@@ -199,13 +224,15 @@ pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
             send(Request::Status, control(a.control), print)
         }
         "wait" => {
-            let a = WaitArgs::from_args(&cmd, words)?;
+            let (kinds, rest) = wait_kinds(words)?;
+            let a = WaitArgs::from_args(&cmd, &rest)?;
             let n = |v: Option<String>| -> Result<u64, Error> {
                 Ok(v.as_deref().map(count).transpose()?.unwrap_or(0) as u64)
             };
             Ok(Verb::Wait {
                 zombies: n(a.zombies)?,
                 dstate: n(a.dstate)?,
+                kinds,
                 timeout: duration(a.timeout)?,
                 control: control(a.control),
             })
@@ -229,8 +256,8 @@ pub fn run(verb: Verb) -> Result<(), Error> {
             ask(&control, &request, REPLY_TIMEOUT)
                 .and_then(|reply| show(&reply, print))
         }
-        Verb::Wait { zombies, dstate, timeout, control } => {
-            wait(zombies, dstate, timeout, &control)
+        Verb::Wait { zombies, dstate, kinds, timeout, control } => {
+            wait(zombies, dstate, &kinds, timeout, &control)
         }
         Verb::Ps { json, control } => {
             ps(json, &control);
@@ -341,8 +368,10 @@ fn print_status(s: &Value) {
         num(seen.and_then(|v| v.get("dstate")))
     );
     for h in s.get("held").map(Value::as_array).unwrap_or(&[]) {
+        let unheld = matches!(h.get("unheld"), Some(Value::Bool(true)));
         crate::log::out!(
-            "held {} {} for {}ms",
+            "{} {} {} for {}ms",
+            if unheld { "unheld" } else { "held" },
             num(h.get("pid")),
             h.get("kind").and_then(Value::as_str).unwrap_or("?"),
             num(h.get("held_ms"))
@@ -350,11 +379,13 @@ fn print_status(s: &Value) {
     }
 }
 
-/// Ask undead to answer once it sees enough Z and D processes; it holds
-/// the request at most `MAX_HOLD`, so a longer wait asks again.
+/// Ask undead to answer once it sees enough Z and D processes and holds
+/// (or shows unheld) enough of each hazard kind; it holds the request at
+/// most `MAX_HOLD`, so a longer wait asks again.
 fn wait(
     zombies: u64,
     dstate: u64,
+    kinds: &[(&'static str, u64)],
     timeout: Option<Duration>,
     control: &str,
 ) -> Result<(), Error> {
@@ -362,7 +393,12 @@ fn wait(
     loop {
         let left = deadline
             .map_or(MAX_HOLD, |d| d.saturating_duration_since(Instant::now()));
-        let want = WaitFor { zombies, dstate, timeout: left.min(MAX_HOLD) };
+        let want = WaitFor {
+            zombies,
+            dstate,
+            timeout: left.min(MAX_HOLD),
+            kinds: kinds.to_vec(),
+        };
         let s = ask(control, &Request::Wait(want), REPLY_TIMEOUT)?;
         if matches!(s.get("ok"), Some(Value::Bool(true))) {
             return Ok(());
@@ -381,6 +417,8 @@ fn wait(
 /// namespace: pids mean the same only inside it, so a client on the host
 /// labels nothing rather than the wrong processes.
 fn held_here(control: &str) -> Vec<(u64, String)> {
+    // The kind, marked when undead does not hold it (`deaf (unheld)`): what
+    // `ps` shows in its HELD column and in `held` of `--json`.
     let Ok(s) = ask(control, &Request::Status, Duration::from_secs(2)) else {
         return Vec::new();
     };
@@ -392,9 +430,11 @@ fn held_here(control: &str) -> Vec<(u64, String)> {
     let held = s.get("held").map(Value::as_array).unwrap_or(&[]);
     held.iter()
         .filter_map(|h| {
+            let kind = h.get("kind")?.as_str()?;
+            let unheld = matches!(h.get("unheld"), Some(Value::Bool(true)));
             Some((
                 h.get("pid")?.as_u64()?,
-                h.get("kind")?.as_str()?.to_string(),
+                if unheld { format!("{kind} (unheld)") } else { kind.into() },
             ))
         })
         .collect()
@@ -452,8 +492,11 @@ fn ps(json_out: bool, control: &str) {
     }
 }
 
-/// Abort (or list) the FUSE connections of undead's filesystems.
+/// Abort (or list) the FUSE connections of undead's filesystems; thaw
+/// (or list) its frozen cgroups.
 fn rescue(dry_run: bool) -> Result<(), Error> {
+    let frozen = crate::cgroup::rescue_frozen(dry_run);
+    frozen.iter().for_each(|line| crate::log::out!("{line}"));
     let items = crate::chaos::rescue(dry_run)
         .map_err(|e| Error::Rescue(e.to_string()))?;
     if items.is_empty() {
@@ -461,4 +504,50 @@ fn rescue(dry_run: bool) -> Result<(), Error> {
     }
     items.iter().for_each(|item| crate::log::out!("{item}"));
     Ok(())
+}
+
+/// At least this many of each hazard kind (by name).
+type Minimums = Vec<(&'static str, u64)>;
+
+/// `wait`'s per-kind minimums (`--stopped N`, `--hopper=N`, …), by hand:
+/// six more argh options would cost the binary ~8 KB. Returns them and
+/// the words left for argh.
+fn wait_kinds<'a>(
+    words: &[&'a str],
+) -> Result<(Minimums, Vec<&'a str>), Error> {
+    let mut kinds = Vec::new();
+    let mut rest = Vec::new();
+    let mut it = words.iter();
+    while let Some(&w) = it.next() {
+        let kind = w
+            .strip_prefix("--")
+            .and_then(|k| HazardKind::parse(k.split('=').next()?));
+        let Some(kind) = kind else {
+            rest.push(w);
+            continue;
+        };
+        let v = match w.split_once('=') {
+            Some((_, v)) => Some(v),
+            None => it.next().copied(),
+        };
+        let v = v.ok_or_else(|| {
+            Error::Usage(format!("missing value for option '{w}'"))
+        })?;
+        kinds.push((kind.name(), count(v)? as u64));
+    }
+    Ok((kinds, rest))
+}
+
+/// A `--cwd` directory as one request word: it must be a directory here
+/// (usage error otherwise) and, the request being words, hold no space.
+fn cwd_word(dir: &str) -> Result<&str, Error> {
+    if dir.contains(char::is_whitespace) || dir.is_empty() {
+        return Err(Error::Usage(format!(
+            "--cwd '{dir}': a path without whitespace, please"
+        )));
+    }
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(dir),
+        _ => Err(Error::Usage(format!("--cwd '{dir}' is not a directory"))),
+    }
 }

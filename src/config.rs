@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::chaos::Kind;
+use crate::chaos::{ChaosCmd, Kind};
 use crate::cli::InitArgs;
+use crate::client::Verb;
 use crate::control::DEFAULT_CONTROL;
 use crate::error::Error;
 use crate::parse;
+use crate::request::Request;
 use crate::signals::Rewrites;
 
 /// Everything init mode needs, typed.
@@ -39,6 +41,8 @@ pub struct Config {
     pub zombies: usize,
     pub dstate: usize,
     pub dstate_kind: Kind,
+    /// `--raise`/`UNDEAD_RAISE`, after `--zombies` and `--dstate`.
+    pub raise: Vec<ChaosCmd>,
     pub release_after: Option<Duration>,
     pub control: ControlPath,
 }
@@ -158,6 +162,33 @@ fn command(mut words: Vec<String>, pause: bool) -> Result<Vec<String>, Error> {
     }
 }
 
+/// `--raise 'VERB ARGS'` (repeatable), else `UNDEAD_RAISE` (`;`-separated).
+fn raises(flags: Vec<String>, env: &Env<'_>) -> Result<Vec<ChaosCmd>, Error> {
+    let texts = match (flags.is_empty(), env.var("UNDEAD_RAISE")) {
+        (true, Some(v)) => v.split(';').map(str::to_string).collect(),
+        _ => flags,
+    };
+    texts.iter().filter(|r| !r.trim().is_empty()).map(|r| raise(r)).collect()
+}
+
+/// One `--raise 'VERB ARGS'`: the client verb's own parser, so both
+/// accept exactly the same words.
+fn raise(text: &str) -> Result<ChaosCmd, Error> {
+    let text = text.trim();
+    let words: Vec<&str> = text.split_ascii_whitespace().collect();
+    let bad =
+        || Error::Usage(format!("--raise '{text}': not a creation verb"));
+    let verb = words.first().ok_or_else(bad)?;
+    match crate::client::parse(verb, &words[1..]) {
+        Ok(Verb::Send { request: Request::Raise(cmd), .. }) => Ok(cmd),
+        Ok(_) => Err(bad()),
+        Err(Error::Usage(why)) => {
+            Err(Error::Usage(format!("--raise '{text}': {why}")))
+        }
+        Err(other) => Err(other),
+    }
+}
+
 /// `--withhold-reaping[=D]`, else `UNDEAD_WITHHOLD_REAPING` as a boolean
 /// or a duration.
 fn withhold(
@@ -256,6 +287,7 @@ pub fn config(a: InitArgs, env: &Env<'_>) -> Result<Config, Error> {
             Kind::parse,
         )?
         .unwrap_or(Kind::Vfork),
+        raise: raises(a.raise, env)?,
         release_after: typed(
             env.opt(a.release_after, "UNDEAD_RELEASE_AFTER"),
             parse::duration,

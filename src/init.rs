@@ -221,7 +221,8 @@ fn serve_control(cfg: &Config) -> Result<Option<Server>, Error> {
     }
 }
 
-/// `--zombies N`, `--dstate N`: all or nothing at start.
+/// `--zombies N`, `--dstate N`, then each `--raise`: all or nothing at
+/// start.
 fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
     let asks = [
         (cfg.zombies, ChaosCmd::Zombies { n: cfg.zombies, holder: false }),
@@ -231,10 +232,12 @@ fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
                 n: cfg.dstate,
                 kind: cfg.dstate_kind,
                 outlive: None,
+                cwd: None,
             },
         ),
     ];
-    for (n, cmd) in asks.into_iter().filter(|(n, _)| *n > 0) {
+    let raises = cfg.raise.iter().map(|cmd| (1, cmd.clone()));
+    for (n, cmd) in asks.into_iter().filter(|(n, _)| *n > 0).chain(raises) {
         // Before the child runs: nothing to forward yet, so block.
         let made = match kit.create(&cmd) {
             Started::Now(made) => made,
@@ -326,7 +329,10 @@ impl Init {
         }
         let held = self.kit.held();
         let seen = status::seen(self.me, self.proc_ok, &held);
-        for (conn, met) in self.waiters.answer(seen, Instant::now()) {
+        let of_kind =
+            |k: &str| held.iter().filter(|h| h.kind == k).count() as u64;
+        let now = Instant::now();
+        for (conn, met) in self.waiters.answer(seen, of_kind, now) {
             let reply = match met {
                 Ok(()) => Reply::Done,
                 Err(why) => Reply::Refused(why),
@@ -551,10 +557,11 @@ impl Init {
     }
 
     /// Who the teardown may signal: every descendant but what the kit
-    /// holds and the guard.
+    /// holds and the guard. `--unheld` processes are the workload's: the
+    /// stop sequence signals them and waits for them.
     fn teardown(&self) -> teardown::Scope {
         let held = self.kit.held();
-        let spare = held.iter().map(|h| h.pid);
+        let spare = held.iter().filter(|h| !h.unheld).map(|h| h.pid);
         teardown::Scope {
             me: self.me,
             is_pid1: self.is_pid1,

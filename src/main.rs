@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), no_main)]
 
 mod action;
+mod cgroup;
 mod chaos;
 mod cli;
 mod client;
@@ -49,7 +50,7 @@ fn run() -> u8 {
             client::parse(verb, rest).and_then(client::run).map(|()| 0)
         }
         _ => cli::parse(&words).map(|invocation| match invocation {
-            cli::Invocation::Init(cfg) => init::main(cfg),
+            cli::Invocation::Init(cfg) => init::main(*cfg),
             cli::Invocation::Print(text) => {
                 log::out!("{text}");
                 0

@@ -191,6 +191,26 @@ pub fn descendants(procs: &[Proc], root: Pid) -> Vec<Pid> {
     found
 }
 
+/// The process group and session of one process (fields 5 and 6 of
+/// `/proc/PID/stat`, after state and ppid), `None` if it is gone.
+pub fn group_and_session(pid: Pid) -> Option<(Pid, Pid)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = text.get(text.rfind(')')? + 1..)?;
+    let mut ids = rest.split_ascii_whitespace().skip(2).map(str::parse);
+    let pgid = ids.next()?.ok()?;
+    let sid = ids.next()?.ok()?;
+    Some((Pid::from_raw(pgid), Pid::from_raw(sid)))
+}
+
+/// A signal mask of `/proc/PID/status` (`SigIgn`, `SigBlk`, `ShdPnd` …)
+/// as bits (bit N-1 = signal N), `None` if the process is gone.
+pub fn signal_mask(pid: Pid, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line =
+        text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
+    u64::from_str_radix(line.trim(), 16).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,12 +7,13 @@
 //!  "child":{"pid":7,"exit_code":143,"signal":"SIGTERM"},
 //!  "duration_ms":5012,"first_term_ms":4990,"term_to_exit_ms":22,
 //!  "signals":[{"signal":"SIGTERM","at_ms":4990}],"signals_total":1,
-//!  "held":[{"pid":9,"kind":"zombie","held_ms":4900}],
+//!  "held":[{"pid":9,"kind":"zombie","unheld":false,"held_ms":4900}],
 //!  "released":[9],"release_ms":3,
 //!  "remaining":[{"pid":12,"ppid":1,"state":"S","comm":"sleep"}],
 //!  "reaped":3}
 //! ```
-//! `held` is what the kit held at exit and `released` what undead let go
+//! `held` is what the kit held at exit (`unheld`: a hazard undead showed
+//! but did not hold, SPEC §3.4) and `released` what undead let go
 //! before exiting; `remaining` is every other process still under undead
 //! then (as PID 1 the kernel kills them when undead exits; as a subreaper
 //! undead kills them).
@@ -125,6 +126,7 @@ fn held(held: &[HeldProc]) -> Vec<Value> {
             obj([
                 ("pid", h.pid.into()),
                 ("kind", h.kind.into()),
+                ("unheld", h.unheld.into()),
                 ("held_ms", held_ms(h)),
             ])
         })

@@ -6,8 +6,9 @@
 //!
 //! ```text
 //! zombie N [holder]
-//! dstate N [vfork|fuse] [outlive DURATION]
-//! release [all|zombies|dstate|PID...]
+//! dstate N [vfork|fuse] [outlive DURATION] [cwd PATH]
+//! KIND N [unheld] [every D] [exit_after D] [unbounded]   (chaos::HazardCmd)
+//! release [all|zombies|dstate|KIND...|PID...]
 //! status
 //! wait Z D MS
 //! ```
@@ -21,7 +22,7 @@ use std::time::Duration;
 use nix::unistd::Pid;
 
 use crate::action::Action;
-use crate::chaos::{ChaosCmd, Kind, Release};
+use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind, Release};
 use crate::parse;
 use crate::waiting::{MAX_HOLD, WaitFor};
 
@@ -52,6 +53,11 @@ impl Request {
             }
             Some((&"status", [])) => Ok(Request::Status),
             Some((&"wait", rest)) => parse_wait(rest).map(Request::Wait),
+            Some((verb, rest)) if HazardKind::parse(verb).is_some() => {
+                let kind = HazardKind::parse(verb).ok_or("unknown kind")?;
+                let cmd = HazardCmd::parse(kind, rest)?;
+                Ok(Request::Raise(ChaosCmd::Hazard(cmd)))
+            }
             Some((verb, _)) => {
                 Err(format!("unknown request '{}'", verb.escape_debug()))
             }
@@ -81,30 +87,36 @@ impl fmt::Display for Request {
                 }
                 Ok(())
             }
-            Request::Raise(ChaosCmd::Dstate { n, kind, outlive }) => {
+            Request::Raise(ChaosCmd::Dstate { n, kind, outlive, cwd }) => {
                 write!(f, "dstate {n} {}", kind.name())?;
                 if let Some(d) = outlive {
                     write!(f, " outlive {}ms", d.as_millis())?;
                 }
+                if let Some(path) = cwd {
+                    write!(f, " cwd {}", path.display())?;
+                }
                 Ok(())
             }
+            Request::Raise(ChaosCmd::Hazard(cmd)) => write!(f, "{cmd}"),
             Request::Release(Release::All) => f.write_str("release all"),
             Request::Release(Release::Zombies) => {
                 f.write_str("release zombies")
             }
             Request::Release(Release::Dstate) => f.write_str("release dstate"),
+            Request::Release(Release::Hazards(kinds)) => {
+                f.write_str("release")?;
+                kinds.iter().try_for_each(|k| write!(f, " {}", k.name()))
+            }
             Request::Release(Release::Pids(pids)) => {
                 f.write_str("release")?;
                 pids.iter().try_for_each(|p| write!(f, " {p}"))
             }
             Request::Status => f.write_str("status"),
-            Request::Wait(w) => write!(
-                f,
-                "wait {} {} {}",
-                w.zombies,
-                w.dstate,
-                w.timeout.as_millis()
-            ),
+            Request::Wait(w) => {
+                let ms = w.timeout.as_millis();
+                write!(f, "wait {} {} {ms}", w.zombies, w.dstate)?;
+                w.kinds.iter().try_for_each(|(k, n)| write!(f, " {k} {n}"))
+            }
         }
     }
 }
@@ -123,11 +135,12 @@ fn parse_zombie(words: &[&str]) -> Result<ChaosCmd, String> {
     Ok(ChaosCmd::Zombies { n: count(words.first())?, holder })
 }
 
-/// `N [vfork|fuse] [outlive DURATION]`.
+/// `N [vfork|fuse] [outlive DURATION] [cwd PATH]`.
 fn parse_dstate(words: &[&str]) -> Result<ChaosCmd, String> {
     let n = count(words.first())?;
     let mut kind = Kind::Vfork;
     let mut outlive = None;
+    let mut cwd = None;
     let mut it = words.iter().skip(1);
     while let Some(&w) = it.next() {
         match w {
@@ -135,32 +148,55 @@ fn parse_dstate(words: &[&str]) -> Result<ChaosCmd, String> {
                 let d = it.next().ok_or("outlive needs a duration")?;
                 outlive = Some(parse::duration(d)?);
             }
+            "cwd" => {
+                let p = it.next().ok_or("cwd needs a path")?;
+                cwd = Some(p.into());
+            }
             other => kind = Kind::parse(other)?,
         }
     }
-    Ok(ChaosCmd::Dstate { n, kind, outlive })
+    Ok(ChaosCmd::Dstate { n, kind, outlive, cwd })
 }
 
-/// `Z D MS`: counts as `count` reads them, the timeout in milliseconds
-/// (at most `MAX_HOLD`).
+/// `Z D MS [KIND N]...`: counts as `count` reads them, the timeout in
+/// milliseconds (at most `MAX_HOLD`), then per hazard kind a minimum.
 fn parse_wait(words: &[&str]) -> Result<WaitFor, String> {
-    let [z, d, ms] = words else {
+    let [z, d, ms, pairs @ ..] = words else {
         return Err("wait needs: zombies dstate milliseconds".into());
     };
     let ms: u64 = ms.parse().map_err(|_| format!("invalid timeout '{ms}'"))?;
+    let kinds = pairs
+        .chunks(2)
+        .map(|pair| match pair {
+            [k, n] => {
+                let kind = HazardKind::parse(k).ok_or_else(|| {
+                    format!("unknown kind '{}'", k.escape_debug())
+                })?;
+                Ok((kind.name(), parse::count(n)? as u64))
+            }
+            _ => Err("wait: a kind needs a count".to_string()),
+        })
+        .collect::<Result<_, String>>()?;
     Ok(WaitFor {
         zombies: parse::count(z)? as u64,
         dstate: parse::count(d)? as u64,
         timeout: Duration::from_millis(ms).min(MAX_HOLD),
+        kinds,
     })
 }
 
-/// `all`, `zombies`, `dstate` or PIDs; nothing means `all`. Pure.
+/// `all`, `zombies`, `dstate`, hazard kinds or PIDs; nothing means
+/// `all`. Pure.
 pub fn parse_release(words: &[&str]) -> Result<Release, String> {
+    let kinds: Option<Vec<HazardKind>> =
+        words.iter().map(|w| HazardKind::parse(w)).collect();
     match words {
         [] | ["all"] => Ok(Release::All),
         ["zombies"] => Ok(Release::Zombies),
         ["dstate"] => Ok(Release::Dstate),
+        _ if kinds.is_some() => {
+            Ok(Release::Hazards(kinds.unwrap_or_default()))
+        }
         pids => pids
             .iter()
             .map(|w| match w.parse::<i32>() {
@@ -196,7 +232,8 @@ mod tests {
             Ok(Request::Raise(ChaosCmd::Dstate {
                 n: 2,
                 kind: Kind::Fuse,
-                outlive: Some(Duration::from_secs(3))
+                outlive: Some(Duration::from_secs(3)),
+                cwd: None,
             }))
         );
         assert_eq!(
@@ -204,8 +241,29 @@ mod tests {
             Ok(Request::Raise(ChaosCmd::Dstate {
                 n: 1,
                 kind: Kind::Vfork,
-                outlive: None
+                outlive: None,
+                cwd: None,
             }))
+        );
+        assert_eq!(
+            parse(b"dstate 1 fuse cwd /data"),
+            Ok(Request::Raise(ChaosCmd::Dstate {
+                n: 1,
+                kind: Kind::Fuse,
+                outlive: None,
+                cwd: Some("/data".into()),
+            }))
+        );
+        assert!(matches!(
+            parse(b"hopper 2 every 5ms unheld"),
+            Ok(Request::Raise(ChaosCmd::Hazard(HazardCmd { n: 2, .. })))
+        ));
+        assert_eq!(
+            parse(b"release stopped hopper"),
+            Ok(Request::Release(Release::Hazards(vec![
+                HazardKind::Stopped,
+                HazardKind::Hopper
+            ])))
         );
         assert_eq!(parse(b"status"), Ok(Request::Status));
         assert_eq!(parse(b"release"), Ok(Request::Release(Release::All)));
@@ -227,7 +285,14 @@ mod tests {
     #[test]
     fn every_request_survives_the_wire() {
         let dstate = |kind, outlive| {
-            Request::Raise(ChaosCmd::Dstate { n: 2, kind, outlive })
+            Request::Raise(ChaosCmd::Dstate { n: 2, kind, outlive, cwd: None })
+        };
+        let hazard = |line: &str| {
+            let words: Vec<&str> = line.split(' ').collect();
+            let kind = HazardKind::parse(words[0]).unwrap();
+            Request::Raise(ChaosCmd::Hazard(
+                HazardCmd::parse(kind, &words[1..]).unwrap(),
+            ))
         };
         let all = [
             Request::Raise(ChaosCmd::Zombies { n: 0, holder: false }),
@@ -236,6 +301,22 @@ mod tests {
             dstate(Kind::Fuse, None),
             dstate(Kind::Fuse, Some(Duration::from_millis(1500))),
             dstate(Kind::Vfork, Some(Duration::from_secs(120))),
+            Request::Raise(ChaosCmd::Dstate {
+                n: 1,
+                kind: Kind::Fuse,
+                outlive: Some(Duration::from_secs(20)),
+                cwd: Some("/data".into()),
+            }),
+            hazard("stopped 2 unheld"),
+            hazard("deaf 3"),
+            hazard("slow 1 exit_after 2s unheld"),
+            hazard("escapee 1"),
+            hazard("hopper 4 every 5ms"),
+            hazard("frozen 2 unbounded"),
+            Request::Release(Release::Hazards(vec![
+                HazardKind::Deaf,
+                HazardKind::Frozen,
+            ])),
             Request::Release(Release::All),
             Request::Release(Release::Zombies),
             Request::Release(Release::Dstate),
@@ -249,6 +330,7 @@ mod tests {
                 zombies: 3,
                 dstate: 0,
                 timeout: Duration::from_millis(1500),
+                kinds: vec![("stopped", 2), ("hopper", 1)],
             }),
         ];
         for request in all {
@@ -272,6 +354,10 @@ mod tests {
             b"dstate 2 outlive forever",
             b"release 0",
             b"release all zombies",
+            b"release zombies stopped",
+            b"frozen 1 unheld",
+            b"slow 1",
+            b"dstate 1 cwd",
             b"status now",
             b"wait",
             b"wait 1 1",

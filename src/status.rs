@@ -3,7 +3,7 @@
 //! ```json
 //! {"ok":true,"pid":1,"pidns":"pid:[4026532]","child":{"pid":7,"state":"running","exit_code":null},
 //!  "withholding":false,"withhold_left_ms":null,"release_after_ms":null,
-//!  "reaped":12,"held":[{"pid":9,"kind":"zombie","held_ms":250,
+//!  "reaped":12,"held":[{"pid":9,"kind":"zombie","unheld":false,"held_ms":250,
 //!  "release_in_ms":null}],"withheld":[],"seen":{"zombies":1,"dstate":0}}
 //! ```
 //! Under `--pause` the child is `{"pid":null,"state":"none",...}`.
@@ -124,8 +124,9 @@ fn held(v: &View<'_>, now: Instant) -> Vec<Value> {
             obj([
                 ("pid", h.pid.into()),
                 ("kind", h.kind.into()),
+                ("unheld", h.unheld.into()),
                 ("held_ms", age.into()),
-                ("release_in_ms", left.into()),
+                ("release_in_ms", left.filter(|_| !h.unheld).into()),
             ])
         })
         .collect()

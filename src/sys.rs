@@ -212,6 +212,13 @@ pub fn default_signal(sig: Signal) -> Result<(), Errno> {
     unsafe { sigaction(sig, &dfl) }.map(drop)
 }
 
+/// fchdir(2) by raw descriptor (a forked child's copy of an `OwnedFd`).
+/// Async-signal-safe.
+pub fn fchdir(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: fchdir takes an integer; a bad descriptor is EBADF.
+    Errno::result(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
 /// Current thread's comm name, set for processes the kit creates.
 /// Async-signal-safe (one prctl).
 pub fn set_comm(name: &CStr) {

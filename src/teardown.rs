@@ -99,13 +99,42 @@ impl Scope {
             }
             return 0;
         }
-        let (left, settled) = self.scan();
-        for &pid in &left {
-            for &sig in sigs {
+        let Some(before) = procfs::children(self.me) else {
+            // No children files (CONFIG_PROC_CHILDREN): a full scan.
+            let (left, settled) = self.scan();
+            for (&pid, &sig) in
+                left.iter().flat_map(|p| sigs.iter().map(move |s| (p, s)))
+            {
                 let _ = kill(pid, sig);
             }
+            return left.len() + usize::from(!settled);
+        };
+        let found = self.walk_and_send(sigs);
+        found + usize::from(procfs::children(self.me) != Some(before))
+    }
+
+    /// Signal each descendant as soon as the walk sees it, before reading
+    /// its own children: a process that has a fatal signal pending can no
+    /// longer complete a fork (`copy_process`), so the only child it can
+    /// still hide is one forked in the instant between the read of its
+    /// parent's children file and the kill. Returns how many of them are
+    /// still alive (not yet a zombie) after the signals.
+    fn walk_and_send(&self, sigs: &[Signal]) -> usize {
+        let mut queue = vec![self.me];
+        let mut alive = 0;
+        while let Some(parent) = queue.pop() {
+            let kids = procfs::children(parent).unwrap_or_default();
+            for kid in kids.into_iter().filter(|p| !self.spare.contains(p)) {
+                for &sig in sigs {
+                    let _ = kill(kid, sig);
+                }
+                queue.push(kid);
+                alive += usize::from(
+                    procfs::state_of(kid).is_some_and(|s| s != 'Z'),
+                );
+            }
         }
-        left.len() + usize::from(!settled)
+        alive
     }
 
     fn group(&self) -> Option<i32> {

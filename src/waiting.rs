@@ -19,12 +19,14 @@ const RECHECK: Duration = Duration::from_millis(100);
 pub const MAX_HOLD: Duration = Duration::from_secs(20);
 
 /// What a `wait` request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitFor {
     pub zombies: u64,
     pub dstate: u64,
     /// At most `MAX_HOLD`.
     pub timeout: Duration,
+    /// At least this many held (or shown unheld) of each hazard kind.
+    pub kinds: Vec<(&'static str, u64)>,
 }
 
 struct Waiter {
@@ -58,14 +60,25 @@ impl Waiters {
 
     /// Given what is seen now (Z, D), the clients to answer: `Ok` when
     /// their condition holds, `Err` with why at their timeout.
+    /// `of_kind`: how many of a hazard kind undead holds or shows.
     pub fn answer(
         &mut self,
         (zombies, dstate): (u64, u64),
+        of_kind: impl Fn(&str) -> u64,
         now: Instant,
     ) -> Vec<(ConnId, Result<(), String>)> {
         let mut out = Vec::new();
         self.list.retain(|w| {
-            let met = zombies >= w.want.zombies && dstate >= w.want.dstate;
+            let short: Vec<String> = w
+                .want
+                .kinds
+                .iter()
+                .filter(|(k, want)| of_kind(k) < *want)
+                .map(|(k, want)| format!(", {} of {want} {k}", of_kind(k)))
+                .collect();
+            let met = zombies >= w.want.zombies
+                && dstate >= w.want.dstate
+                && short.is_empty();
             if met {
                 out.push((w.conn, Ok(())));
             } else if now >= w.until {
@@ -73,8 +86,10 @@ impl Waiters {
                     w.conn,
                     Err(format!(
                         "timed out: seen {zombies} of {} zombies, \
-                         {dstate} of {} in D",
-                        w.want.zombies, w.want.dstate
+                         {dstate} of {} in D{}",
+                        w.want.zombies,
+                        w.want.dstate,
+                        short.concat()
                     )),
                 ));
             }
@@ -97,16 +112,17 @@ mod tests {
             zombies,
             dstate: 0,
             timeout: Duration::from_millis(timeout),
+            kinds: Vec::new(),
         };
         w.add(ConnId(1), want(2, 1000), now);
         w.add(ConnId(2), want(9, 50), now);
-        assert!(w.answer((1, 0), now).is_empty());
+        assert!(w.answer((1, 0), |_| 0, now).is_empty());
         assert_eq!(w.next_deadline(), Some(now + Duration::from_millis(50)));
-        let got = w.answer((2, 0), now);
+        let got = w.answer((2, 0), |_| 0, now);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, ConnId(1));
         let late = now + Duration::from_millis(50);
-        let got = w.answer((2, 0), late);
+        let got = w.answer((2, 0), |_| 0, late);
         assert!(got[0].1.as_ref().is_err_and(|e| e.contains("2 of 9")));
         assert!(w.is_empty() && w.next_deadline().is_none());
     }

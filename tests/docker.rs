@@ -1543,3 +1543,36 @@ fn k8s_manifests_validate_offline() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The shared-PID pod (docker/k8s/pod-shared-pid.yaml): real fields only,
+/// one PID namespace, undead first and in the pause role, and the note on
+/// the node's sandbox image (what tests/cri.rs runs through the CRI).
+#[test]
+fn k8s_shared_pid_manifest_validates_offline() {
+    if python_with_yaml().is_none() {
+        eprintln!(
+            "skipping k8s_shared_pid_manifest_validates_offline: no python3 \
+             with PyYAML (apt-get install python3-yaml)"
+        );
+        return;
+    }
+    let pod = k8s_docs("pod-shared-pid.yaml");
+    let spec = pod[0].get("spec").expect("pod spec");
+    assert_eq!(spec.get("shareProcessNamespace"), Some(&Json::Bool(true)));
+    let containers = pod_containers(spec);
+    assert!(containers.len() >= 2, "undead and an app");
+    let first = &containers[0];
+    assert_eq!(first.get("name").and_then(Json::as_str), Some("undead"));
+    assert_eq!(
+        first.get("args").map(Json::as_array).unwrap_or_default(),
+        [Json::Str("--pause".into())]
+    );
+    let text = fs::read_to_string(
+        Path::new(REPO).join("docker/k8s/pod-shared-pid.yaml"),
+    )
+    .unwrap();
+    for needle in ["sandbox_image", "docker/Dockerfile.pause", "tests/cri.rs"]
+    {
+        assert!(text.contains(needle), "the note mentions {needle}");
+    }
+}

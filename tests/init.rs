@@ -524,13 +524,14 @@ fn warn_on_reaping_an_orphan(mode: Mode) {
     for warn in [true, false] {
         let dir = Scratch::new("warn");
         let f = dir.path("orphan");
-        // An orphan that exits once its parent (the subshell) is gone, so
-        // it is reparented to undead whatever the scheduling (a `sleep 0`
-        // could be reaped by the subshell itself); the child waits until
-        // it is reaped (its /proc entry is gone), then exits.
+        // An orphan that exits only once its parent (the subshell) is
+        // gone, so it is reparented to undead whatever the scheduling (a
+        // `sleep 0` could be reaped by the subshell itself): it waits for
+        // a file the child makes after the subshell has ended. The child
+        // then waits until it is reaped (its /proc entry is gone).
         let body = format!(
-            "(sh -c 'while kill -0 $PPID 2>/dev/null; do sleep 0.01; done' \
-             & echo $! > '{f}'); p=$(cat '{f}'); \
+            "(sh -c 'while [ ! -e \"$0\" ]; do sleep 0.01; done' '{f}.go' \
+             & echo $! > '{f}'); touch '{f}.go'; p=$(cat '{f}'); \
              while [ -e /proc/$p ]; do sleep 0.01; done; exit 0",
             f = f.display()
         );

@@ -836,7 +836,7 @@ fn status_and_ps_json(mode: Mode) {
     );
     let fields = py(
         &st,
-        "all(sorted(h)==['held_ms','kind','pid','release_in_ms'] and \
+        "all(sorted(h)==['held_ms','kind','pid','release_in_ms','unheld'] and \
          0 < h['release_in_ms'] <= 60000 for h in d['held'])",
     );
     check!(s, fields == "True", "held entries {st}");

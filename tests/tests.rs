@@ -25,10 +25,21 @@ mod report;
 /// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
 mod kit;
 
+/// Kubernetes through its CRI: a private containerd driven as kubelet
+/// drives it (engines/ scenarios).
+mod cri;
 /// Drop-in for tini: what tini's own test suite checks, as undead's tests.
 mod dropin;
 /// The loop: the order of events that arrive in one wake-up.
 mod r#loop;
+
+/// The undead kit III: stopped, deaf, slow, escapee, hopper, frozen,
+/// dstate --cwd, and their teardown on Docker.
+mod hazards;
+/// Podman: --init-path, undead as ENTRYPOINT with the kit, pods with
+/// undead as the infra container (engines/ scenarios).
+mod podman;
+
 /// Reliability: PID 1 never dies, blocks or lies; --pause; stop sequence.
 mod reliability;
 

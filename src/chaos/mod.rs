@@ -10,22 +10,35 @@
 //! (`pending.rs`), advanced a slice at a time by `service`, and answered
 //! by a `KitEvent` when done.
 
+mod cwd;
+mod deaf;
+mod frozen;
 mod fuse;
+mod hazard;
+mod hopper;
 mod pending;
 mod rescue;
+mod select;
+mod settle;
+mod slow;
+mod stopped;
 mod unit;
 mod vfork;
 mod zombie;
 
+use cwd::open_dir;
 #[cfg(fuzzing)]
 pub use fuse::fuzz_serve;
+pub use hazard::{HazardCmd, HazardKind, hazard_words};
 pub use pending::OpId;
 pub use rescue::rescue;
+pub(crate) use settle::settle;
 
 use pending::{Creating, Making, Releasing, SLICE, TICK};
 use unit::Unit;
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -64,8 +77,19 @@ impl Kind {
 /// A creation request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChaosCmd {
-    Zombies { n: usize, holder: bool },
-    Dstate { n: usize, kind: Kind, outlive: Option<Duration> },
+    Zombies {
+        n: usize,
+        holder: bool,
+    },
+    /// `cwd`: the victims' working directory, kept busy (§3.4).
+    Dstate {
+        n: usize,
+        kind: Kind,
+        outlive: Option<Duration>,
+        cwd: Option<PathBuf>,
+    },
+    /// `stopped`, `deaf`, `slow`, `escapee`, `hopper`, `frozen`.
+    Hazard(HazardCmd),
 }
 
 /// What to release.
@@ -74,6 +98,8 @@ pub enum Release {
     All,
     Zombies,
     Dstate,
+    /// `release stopped hopper …`
+    Hazards(Vec<HazardKind>),
     Pids(Vec<Pid>),
 }
 
@@ -111,6 +137,8 @@ pub struct HeldProc {
     pub pid: Pid,
     pub kind: &'static str,
     pub since: Instant,
+    /// `--unheld`: shown with its kind, but not released by undead.
+    pub unheld: bool,
 }
 
 /// Everything the kit holds.
@@ -199,28 +227,36 @@ impl Kit {
         let failed = |why: String| {
             Started::Now(Created { error: Some(why), ..Created::default() })
         };
+        let cwd = match cmd {
+            ChaosCmd::Dstate { cwd: Some(path), .. } => match open_dir(path) {
+                Ok(fd) => Some(fd),
+                Err(why) => return failed(why),
+            },
+            _ => None,
+        };
         let (n, what, making) = match *cmd {
             ChaosCmd::Zombies { n, holder: false } => {
                 match crate::sys::ZombieStacks::new(n, ZOMBIE_STACK) {
-                    Ok(stacks) => (n, "zombie", Making::Zombies(stacks)),
-                    Err(e) => return failed(shortfall(0, n, "zombie", e)),
+                    Ok(stacks) => (n, "zombies", Making::Zombies(stacks)),
+                    Err(e) => return failed(shortfall(0, n, "zombies", e)),
                 }
             }
             ChaosCmd::Zombies { n, holder: true } => {
                 match zombie::start_holder(n, &mut self.stack) {
-                    Ok(r) => (n, "zombie", Making::Holder(r)),
-                    Err(e) => return failed(shortfall(0, n, "zombie", e)),
+                    Ok(r) => (n, "zombies", Making::Holder(r)),
+                    Err(e) => return failed(shortfall(0, n, "zombies", e)),
                 }
             }
-            ChaosCmd::Dstate { n, kind: Kind::Vfork, outlive: None } => {
-                (n, "vfork holder", Making::Vforks)
-            }
+            ChaosCmd::Dstate {
+                n, kind: Kind::Vfork, outlive: None, ..
+            } => (n, "vfork holders", Making::Vforks(cwd)),
             ChaosCmd::Dstate { kind: Kind::Vfork, .. } => {
                 return failed("--outlive applies to --kind fuse only".into());
             }
-            ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive } => {
-                return self.create_fuse(n, outlive);
+            ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive, .. } => {
+                return self.create_fuse(n, outlive, cwd.as_ref());
             }
+            ChaosCmd::Hazard(ref h) => return self.create_hazard(h),
         };
         let op = self.next_op();
         self.creating.push(Creating::new(op, n, what, making));
@@ -234,8 +270,9 @@ impl Kit {
         &mut self,
         n: usize,
         outlive: Option<Duration>,
+        cwd: Option<&OwnedFd>,
     ) -> Started<Created> {
-        let hold = match fuse::FuseHold::create(n, outlive) {
+        let hold = match fuse::FuseHold::create(n, outlive, cwd) {
             Ok(hold) => hold,
             Err(e) => {
                 let error = Some(e.to_string());
@@ -243,9 +280,9 @@ impl Kit {
             }
         };
         let op = self.next_op();
-        let made = (hold.shortfall(), Unit::Fuse(hold));
-        let mut c =
-            Creating::confirming(op, n, "fuse victim", (made.1, made.0));
+        let errno = hold.shortfall();
+        let made = vec![Unit::Fuse(hold)];
+        let mut c = Creating::confirming(op, n, "fuse victims", (made, errno));
         c.note = outlive.map(|t| {
             let (lo, hi) = fuse::outlive_window(t);
             format!(
@@ -255,6 +292,26 @@ impl Kit {
                 hi.as_secs()
             )
         });
+        self.creating.push(c);
+        Started::Later(op)
+    }
+
+    /// A hazard (§3.4): forked within the loop's turn, confirmed in its
+    /// state as an operation in progress.
+    fn create_hazard(&mut self, cmd: &HazardCmd) -> Started<Created> {
+        let (made, errno) = match hazard::spawn(cmd) {
+            Ok(made) => made,
+            Err(why) => {
+                return Started::Now(Created {
+                    error: Some(why),
+                    ..Created::default()
+                });
+            }
+        };
+        let op = self.next_op();
+        let made = made.into_iter().map(Unit::Hazard).collect();
+        let what = cmd.kind.name();
+        let c = Creating::confirming(op, cmd.n, what, (made, errno));
         self.creating.push(c);
         Started::Later(op)
     }
@@ -281,17 +338,9 @@ impl Kit {
                 self.busy_at = Some(now);
             }
         }
-        let take = |unit: &Unit| match what {
-            Release::All => true,
-            Release::Zombies => unit.is_zombie_kind(),
-            Release::Dstate => !unit.is_zombie_kind(),
-            Release::Pids(pids) => {
-                unit.procs().iter().any(|(p, _)| pids.contains(p))
-            }
-        };
         let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.units)
             .into_iter()
-            .partition(|(u, _)| take(u));
+            .partition(|(u, _)| u.taken_by(what));
         self.units = kept;
         self.let_go(taken.into_iter().map(|(u, _)| u).collect())
     }
@@ -340,6 +389,7 @@ impl Kit {
         self.units.retain_mut(|(unit, _)| match unit {
             Unit::Holder(h) => !reaped.contains(&h.pid),
             Unit::Vfork { holder, .. } => !reaped.contains(holder),
+            Unit::Hazard(h) => !h.reaped(reaped),
             Unit::Zombie(_) => true,
             Unit::Fuse(hold) => hold.forget(reaped),
         });
@@ -353,7 +403,7 @@ impl Kit {
         let Some(after) = self.release_after else { return Vec::new() };
         let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.units)
             .into_iter()
-            .partition(|(_, since)| *since + after <= now);
+            .partition(|(u, since)| !u.is_unheld() && *since + after <= now);
         self.units = kept;
         self.let_go(taken.into_iter().map(|(u, _)| u).collect()).0
     }
@@ -366,6 +416,7 @@ impl Kit {
                     pid,
                     kind,
                     since: *since,
+                    unheld: u.is_unheld(),
                 })
             })
             .collect()
@@ -426,7 +477,11 @@ impl Source for Kit {
     /// reaches `--release-after`.
     fn next_deadline(&self) -> Option<Instant> {
         let expiry = self.release_after.and_then(|after| {
-            self.units.iter().map(|(_, since)| *since + after).min()
+            self.units
+                .iter()
+                .filter(|(u, _)| !u.is_unheld())
+                .map(|(_, since)| *since + after)
+                .min()
         });
         self.busy_at.into_iter().chain(expiry).min()
     }
@@ -447,7 +502,9 @@ impl Source for Kit {
         self.advance(Instant::now() + SLICE);
         let mut events = std::mem::take(&mut self.done);
         let expired = self.release_after.is_some_and(|after| {
-            self.units.iter().any(|(_, since)| *since + after <= now)
+            self.units
+                .iter()
+                .any(|(u, since)| !u.is_unheld() && *since + after <= now)
         });
         if expired {
             events.push(KitEvent::Expired(self.release_expired(now)));
@@ -458,8 +515,8 @@ impl Source for Kit {
 }
 
 /// "made 3 of 50 zombies: fork failed: Resource temporarily unavailable
-/// (pids.max reached?)"
+/// (pids.max reached?)"; `what` in the plural.
 fn shortfall(made: usize, wanted: usize, what: &str, e: Errno) -> String {
     let hint = if e == Errno::EAGAIN { " (pids.max reached?)" } else { "" };
-    format!("made {made} of {wanted} {what}s: fork failed: {}{hint}", e.desc())
+    format!("made {made} of {wanted} {what}: fork failed: {}{hint}", e.desc())
 }

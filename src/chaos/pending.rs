@@ -13,6 +13,7 @@
 //! they may still run.
 
 use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -44,8 +45,8 @@ pub enum Check {
 pub enum Making {
     /// Clone children that exit at once, each on its own stack slot.
     Zombies(sys::ZombieStacks),
-    /// `undead-vfork` holders, one fork each.
-    Vforks,
+    /// `undead-vfork` holders, one fork each, with `--cwd`'s directory.
+    Vforks(Option<OwnedFd>),
     /// A zombie holder that has not reported yet.
     Holder(zombie::Reporting),
 }
@@ -88,18 +89,18 @@ impl Creating {
         }
     }
 
-    /// A creation whose processes are made (a FUSE hold and its victims):
-    /// only their state is left to confirm.
+    /// A creation whose processes are made (a FUSE hold and its victims,
+    /// hazards): only their state is left to confirm.
     pub fn confirming(
         op: OpId,
         n: usize,
         what: &'static str,
-        (u, errno): (Unit, Option<Errno>),
+        (units, errno): (Vec<Unit>, Option<Errno>),
     ) -> Self {
-        let mut c = Creating::new(op, n, what, Making::Vforks);
+        let mut c = Creating::new(op, n, what, Making::Vforks(None));
         c.making = None;
         c.errno = errno;
-        c.made.push_back(u);
+        c.made.extend(units);
         c
     }
 
@@ -150,9 +151,11 @@ impl Creating {
                 .spawn_zombie(self.forked)
                 .map(Unit::Zombie)
                 .map_err(Some),
-            Some(Making::Vforks) => vfork::spawn_vfork_holder(stack)
-                .map(|holder| Unit::Vfork { holder, stall: None })
-                .map_err(Some),
+            Some(Making::Vforks(cwd)) => {
+                vfork::spawn_vfork_holder(stack, cwd.as_ref())
+                    .map(|holder| Unit::Vfork { holder, stall: None })
+                    .map_err(Some)
+            }
             None => return,
         };
         match made {
@@ -182,7 +185,7 @@ impl Creating {
                 Some(shortfall(made, n, what, e.unwrap_or(Errno::ETIMEDOUT)))
             }
             (e, late) => Some(format!(
-                "made {made} of {n} {what}s: {late} not in state after {} s{}",
+                "made {made} of {n} {what}: {late} not in state after {} s{}",
                 OBSERVE.as_secs(),
                 e.map(|e| format!(" ({})", e.desc())).unwrap_or_default()
             )),

@@ -7,7 +7,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::pending::Check;
-use super::{fuse, vfork, zombie};
+use super::{fuse, hazard, vfork, zombie};
 use crate::reaper;
 
 /// One unit of holding: released together.
@@ -20,6 +20,8 @@ pub enum Unit {
     Vfork { holder: Pid, stall: Option<Pid> },
     /// A FUSE connection and its `undead-fuse` victims.
     Fuse(fuse::FuseHold),
+    /// A hazard of SPEC §3.4.
+    Hazard(hazard::Holding),
 }
 
 impl Unit {
@@ -37,6 +39,9 @@ impl Unit {
             Unit::Fuse(hold) => {
                 hold.victims().iter().map(|&v| (v, "fuse")).collect()
             }
+            Unit::Hazard(h) => {
+                h.pids().into_iter().map(|p| (p, h.kind().name())).collect()
+            }
         }
     }
 
@@ -51,6 +56,7 @@ impl Unit {
             Unit::Zombie(_) => Check::NotYet,
             Unit::Holder(h) => zombie::check_holder(h),
             Unit::Vfork { holder, stall } => vfork::check(*holder, stall),
+            Unit::Hazard(h) => h.check(),
             Unit::Fuse(hold) => match hold.check() {
                 Ok(true) => Check::Ready,
                 Ok(false) => Check::NotYet,
@@ -67,6 +73,7 @@ impl Unit {
     pub fn reported(&self) -> Vec<Pid> {
         match self {
             Unit::Fuse(hold) => hold.victims().to_vec(),
+            Unit::Hazard(h) => h.pids(),
             Unit::Holder(h) => {
                 std::iter::once(h.pid).chain(h.zombies.clone()).collect()
             }
@@ -79,6 +86,7 @@ impl Unit {
         match self {
             Unit::Holder(h) => h.zombies.len(),
             Unit::Fuse(hold) => hold.victims().len(),
+            Unit::Hazard(h) => h.pids().len(),
             _ => 1,
         }
     }
@@ -120,6 +128,7 @@ impl Unit {
                 dying.extend(hold.victims());
                 fuse.push(hold);
             }
+            Unit::Hazard(h) => dying.extend(h.release(super::OBSERVE)),
         }
     }
 }

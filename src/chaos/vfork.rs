@@ -13,6 +13,8 @@
 //! has PR_SET_PDEATHSIG(SIGKILL) against undead, the stalled child the same
 //! against the holder, so the chain unwinds in the kernel.
 
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{self, ForkResult, Pid};
 
@@ -53,21 +55,30 @@ const IGNORED: [Signal; 6] = [
 ];
 
 /// Fork one `undead-vfork` holder. The caller waits for it to show D and
-/// finds its stalled child (`ppid` = holder) in /proc (`check`).
-pub fn spawn_vfork_holder(stack: &mut [u8]) -> Result<Pid, nix::Error> {
+/// finds its stalled child (`ppid` = holder) in /proc (`check`). `cwd`: a directory
+/// both keep open and work in (`dstate --cwd`); the stalled child shares
+/// the holder's descriptors and working directory at the clone.
+pub fn spawn_vfork_holder(
+    stack: &mut [u8],
+    cwd: Option<&OwnedFd>,
+) -> Result<Pid, nix::Error> {
     let parent = unistd::getpid();
+    let cwd = cwd.map_or(-1, AsRawFd::as_raw_fd);
     match sys::fork()? {
         ForkResult::Parent { child } => Ok(child),
-        ForkResult::Child => run_holder(stack, parent),
+        ForkResult::Child => run_holder(stack, parent, cwd),
     }
 }
 
 /// The holder's side; never returns. Async-signal-safe syscalls, plus
 /// the one allocation of `sys::vfork_stall` (sound because undead is
 /// single-threaded, see `sys`).
-fn run_holder(stack: &mut [u8], parent: Pid) -> ! {
+fn run_holder(stack: &mut [u8], parent: Pid, cwd: RawFd) -> ! {
     sys::set_comm(c"undead-vfork");
-    let _ = sys::close_all_except(&mut [0, 1, 2]);
+    let _ = sys::close_all_except(&mut [0, 1, 2, cwd]);
+    if cwd >= 0 && sys::fchdir(cwd).is_err() {
+        sys::exit_now(1);
+    }
     sys::die_with_parent(parent);
     for sig in IGNORED {
         let _ = sys::ignore_signal(sig);

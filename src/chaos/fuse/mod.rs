@@ -30,7 +30,7 @@ mod proto;
 
 use std::cell::Cell;
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -79,9 +79,11 @@ impl FuseHold {
     /// reaping what it forked).
     /// `outlive`: the victims also hold the descriptor and the kernel
     /// aborts the connection by itself within `outlive_window(T)`.
+    /// `cwd`: a directory each victim keeps open and works in.
     pub fn create(
         n: usize,
         outlive: Option<Duration>,
+        cwd: Option<&OwnedFd>,
     ) -> Result<FuseHold, FuseError> {
         let outlive = outlive.map(timeout_secs).transpose()?;
         let lasts =
@@ -116,7 +118,9 @@ impl FuseHold {
             buf: vec![0; BUF_LEN],
         };
         let mut spawned = Vec::new();
-        match hold.setup(n, Instant::now() + SETUP_LIMIT, &mut spawned) {
+        let cwd = cwd.map_or(-1, AsRawFd::as_raw_fd);
+        let deadline = Instant::now() + SETUP_LIMIT;
+        match hold.setup(n, deadline, cwd, &mut spawned) {
             Ok(()) => Ok(hold),
             Err(e) => {
                 hold.abandon(&spawned);
@@ -130,13 +134,14 @@ impl FuseHold {
         &mut self,
         n: usize,
         deadline: Instant,
+        cwd: RawFd,
         spawned: &mut Vec<Pid>,
     ) -> Result<(), FuseError> {
         let fd = self.dev.as_raw_fd();
         let wait = |t| self.wait_readable(t);
         let ns = mount::mount_privately(fd, deadline, spawned, wait)?;
         self.pump(deadline, "FUSE_INIT", |h| Ok(h.initialized))?;
-        let primer = mount::spawn_reader(fd, &ns, false)?;
+        let primer = mount::spawn_reader(fd, &ns, false, -1)?;
         spawned.push(primer);
         self.pump(deadline, "the primer's READ", |h| {
             h.reader(primer, "primer", |h| h.holds(primer))
@@ -153,7 +158,7 @@ impl FuseHold {
         spawned.retain(|p| *p != primer);
         for _ in 0..n {
             let keep = self.outlive.is_some();
-            let pid = match mount::spawn_reader(fd, &ns, keep) {
+            let pid = match mount::spawn_reader(fd, &ns, keep, cwd) {
                 Ok(pid) => pid,
                 // pids.max: keep the ones made and say why, as every
                 // kind of the kit does ("made 3 of 5 ...").

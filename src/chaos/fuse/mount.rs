@@ -97,11 +97,15 @@ pub(super) fn mount_privately(
 
 /// Fork a reader (primer or victim): join the namespace, open the file,
 /// close every other descriptor (an `outlive` victim keeps its copy of
-/// /dev/fuse), read one byte, `_exit`.
+/// /dev/fuse, a `--cwd` victim its directory), read one byte, `_exit`.
+/// `setns` moves the working directory to the namespace's root, so
+/// `fchdir(cwd)` comes after it: the descriptor still names the
+/// directory (and mount) of undead's namespace.
 pub(super) fn spawn_reader(
     dev: RawFd,
     ns: &OwnedFd,
     keep_dev: bool,
+    cwd: RawFd,
 ) -> Result<Pid, FuseError> {
     let path = cstring(&format!("{MOUNTPOINT}/{FILE_NAME}"))?;
     let name = cstring(COMM)?;
@@ -112,10 +116,13 @@ pub(super) fn spawn_reader(
         if setns(ns, CloneFlags::CLONE_NEWNS).is_err() {
             return EXIT_SETNS;
         }
+        if cwd >= 0 && sys::fchdir(cwd).is_err() {
+            return EXIT_OPEN;
+        }
         let Ok(file) = open(&*path, OFlag::O_RDONLY, Mode::empty()) else {
             return EXIT_OPEN;
         };
-        let _ = sys::close_all_except(&mut [file.as_raw_fd(), dev]);
+        let _ = sys::close_all_except(&mut [file.as_raw_fd(), dev, cwd]);
         let _ = read(&file, &mut [0u8; 1]); // never answered
         0
     })
