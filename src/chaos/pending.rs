@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use super::{Created, OBSERVE, Unit, shortfall, vfork, zombie};
+use super::{Created, Kit, KitEvent, OBSERVE, Unit, shortfall, vfork, zombie};
+use crate::event::Source;
 use crate::procfs;
 use crate::reaper;
 use crate::sys;
@@ -265,4 +266,56 @@ pub fn reap_dying(dying: &mut Vec<Pid>, until: Instant) {
             Some(_) => true,
         }
     });
+}
+
+impl Kit {
+    /// Advance the operations in progress by one slice; report those
+    /// finished.
+    pub(super) fn advance(&mut self, until: Instant) {
+        let mut i = 0;
+        while i < self.creating.len() {
+            if !self.creating[i].step(&mut self.stack, until) {
+                i += 1;
+                continue;
+            }
+            let c = self.creating.swap_remove(i);
+            let op = c.op;
+            let (made, units) = c.finish();
+            let now = Instant::now();
+            self.units.extend(units.into_iter().map(|u| (u, now)));
+            self.done.push(KitEvent::Created(op, made));
+        }
+        let mut i = 0;
+        while i < self.letting_go.len() {
+            if !self.letting_go[i].step(until, &mut self.releasing) {
+                i += 1;
+                continue;
+            }
+            let r = self.letting_go.swap_remove(i);
+            self.done.push(KitEvent::Released(r.op));
+            self.dying.extend(r.leftover());
+        }
+        reap_dying(&mut self.dying, until);
+    }
+
+    /// Run operation `op` to its end, blocking: only at start (before the
+    /// child runs) and at exit. Returns what a creation made.
+    pub fn finish_now(&mut self, op: OpId) -> Option<Created> {
+        loop {
+            for event in self.service(Instant::now()) {
+                match event {
+                    KitEvent::Created(id, made) if id == op => {
+                        return Some(made);
+                    }
+                    KitEvent::Released(id) if id == op => return None,
+                    _ => {}
+                }
+            }
+            if let Some(at) = self.next_deadline() {
+                std::thread::sleep(
+                    at.saturating_duration_since(Instant::now()),
+                );
+            }
+        }
+    }
 }
