@@ -152,6 +152,9 @@ impl Server {
     }
 
     fn accept_all(&mut self, now: Instant) {
+        // A client's time starts when it is accepted, not when the wake-up
+        // began: the kit's slice may have run in between.
+        let now = now.max(Instant::now());
         if self.paused_until.is_some_and(|at| now < at) {
             return;
         }

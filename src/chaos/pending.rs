@@ -105,15 +105,19 @@ impl Creating {
         c
     }
 
-    /// Whether forks remain to be done.
+    /// Whether forks remain to be done now (a holder's report is waited
+    /// for on the tick, not polled in a spin).
     pub fn is_making(&self) -> bool {
-        self.making.is_some()
+        matches!(self.making, Some(Making::Zombies(_) | Making::Vforks(_)))
     }
 
     /// Fork more; confirm what was made. True once finished.
     pub fn step(&mut self, stack: &mut [u8], until: Instant) -> bool {
         while self.making.is_some() && Instant::now() < until {
             self.make_one(stack);
+            if !self.is_making() {
+                break; // done, or a holder's report: one look per slice
+            }
         }
         if self.making.is_none() && self.deadline.is_none() {
             self.deadline = Some(Instant::now() + OBSERVE);
