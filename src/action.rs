@@ -6,8 +6,9 @@
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::chaos::{ChaosCmd, Created, Release};
+use crate::chaos::{ChaosCmd, Created, OpId, Release};
 use crate::json::Value;
+use crate::waiting::WaitFor;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -23,8 +24,10 @@ pub enum Action {
     Chaos(ChaosCmd),
     /// Release what the kit holds.
     Release(Release),
-    /// Report what undead holds and sees (`status`, `wait`).
+    /// Report what undead holds and sees (`status`).
     Snapshot,
+    /// Answer once enough Z and D processes are seen (`wait`).
+    Wait(WaitFor),
 }
 
 /// What `Init::apply` did, for the client that asked (a signal's reply is
@@ -41,4 +44,7 @@ pub enum Reply {
     Status(Value),
     /// The request was not executed: why.
     Refused(String),
+    /// The kit answers when operation `OpId` is finished: with what it
+    /// made (a creation), else with the reply kept here.
+    Later(OpId, Box<Reply>),
 }

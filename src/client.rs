@@ -20,6 +20,7 @@ use crate::json::{Value, obj};
 use crate::parse;
 use crate::procfs;
 use crate::request::{self, Request};
+use crate::waiting::{MAX_HOLD, WaitFor};
 
 /// The words `main` hands to `parse` instead of running an init.
 pub const VERBS: [&str; 13] = [
@@ -378,8 +379,9 @@ fn print_status(s: &Value) {
     }
 }
 
-/// Poll undead's status until it sees enough Z and D processes, and
-/// holds (or shows unheld) enough of each hazard kind.
+/// Ask undead to answer once it sees enough Z and D processes and holds
+/// (or shows unheld) enough of each hazard kind; it holds the request at
+/// most `MAX_HOLD`, so a longer wait asks again.
 fn wait(
     zombies: u64,
     dstate: u64,
@@ -389,40 +391,25 @@ fn wait(
 ) -> Result<(), Error> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
-        let s = ask(control, &Request::Status, REPLY_TIMEOUT)?;
-        let seen = |k| {
-            s.get("seen")
-                .and_then(|v| v.get(k))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
+        let left = deadline
+            .map_or(MAX_HOLD, |d| d.saturating_duration_since(Instant::now()));
+        let want = WaitFor {
+            zombies,
+            dstate,
+            timeout: left.min(MAX_HOLD),
+            kinds: kinds.to_vec(),
         };
-        let held = s.get("held").map(Value::as_array).unwrap_or(&[]);
-        let of_kind = |k: &str| {
-            held.iter()
-                .filter(|h| h.get("kind").and_then(Value::as_str) == Some(k))
-                .count() as u64
-        };
-        let short: Vec<String> = kinds
-            .iter()
-            .filter(|(k, want)| of_kind(k) < *want)
-            .map(|(k, want)| format!(", {} of {want} {k}", of_kind(k)))
-            .collect();
-        if seen("zombies") >= zombies
-            && seen("dstate") >= dstate
-            && short.is_empty()
-        {
+        let s = ask(control, &Request::Wait(want), REPLY_TIMEOUT)?;
+        if matches!(s.get("ok"), Some(Value::Bool(true))) {
             return Ok(());
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(Error::WaitTimeout(format!(
-                "timed out: seen {} of {zombies} zombies, {} of {dstate} in \
-                 D{}",
-                seen("zombies"),
-                seen("dstate"),
-                short.concat()
-            )));
+        let why = s.get("error").and_then(Value::as_str).unwrap_or("");
+        if !why.starts_with("timed out") {
+            return Err(Error::Refused(why.to_string()));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::WaitTimeout(why.to_string()));
+        }
     }
 }
 

@@ -4,7 +4,12 @@
 //! PID 1 must never block or die on what a client sends, so: every socket
 //! is non-blocking; a request is capped at `MAX_REQUEST` bytes and must
 //! arrive within `CLIENT_TIMEOUT`, or the connection is answered with an
-//! error and closed; at most `MAX_CONNS` clients wait at once; only a peer
+//! error and closed; at most `MAX_CONNS` clients are served at once, the
+//! others wait in the listen backlog (std listens with the kernel's
+//! maximum, net.core.somaxconn), as they do while accept fails for want
+//! of descriptors (EMFILE/ENFILE: accepting pauses, it does not spin); a
+//! reply the socket cannot take at once is written as the client reads it,
+//! within `REPLY_TIMEOUT`; only a peer
 //! with undead's uid or uid 0 (SO_PEERCRED) is served; malformed input gets
 //! an error reply. The path appears only once the socket listens (bind to
 //! a temporary name, listen, rename), so "the socket exists" means "undead
@@ -16,8 +21,8 @@
 //! encoding (`encode`) of what `Init::apply` returned.
 
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::io::{ErrorKind, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -38,13 +43,28 @@ pub const DEFAULT_CONTROL: &str = "/run/undead.sock";
 
 pub const MAX_REQUEST: usize = 4096;
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
-pub const MAX_CONNS: usize = 32;
+/// Connections served at once; more wait in the listen backlog.
+pub const MAX_CONNS: usize = 64;
+/// How long a client may take to read its whole reply.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long accepting pauses when undead is out of descriptors
+/// (EMFILE/ENFILE), unless a connection closes first.
+const FD_BACKOFF: Duration = Duration::from_millis(100);
 
-/// A client connection waiting for its request line.
+/// Where a connection is: reading its request, waiting for the init to
+/// answer it (a `wait`), or being sent its reply.
+enum Stage {
+    Reading(Vec<u8>),
+    Asked,
+    Writing { out: Vec<u8>, sent: usize },
+}
+
+/// One client connection, from accept to the last byte of its reply.
 struct Conn {
     id: ConnId,
     stream: UnixStream,
-    buf: Vec<u8>,
+    stage: Stage,
+    /// Reading: the request's deadline; Writing: the reply's.
     deadline: Instant,
 }
 
@@ -55,8 +75,10 @@ pub struct Server {
     inode: (u64, u64),
     conns: Vec<Conn>,
     next_id: u64,
+    /// Accepting is paused until then (too many clients, or no
+    /// descriptor left); a connection that closes ends the pause.
+    paused_until: Option<Instant>,
 }
-
 impl Server {
     /// Create the directory, bind a temporary name, listen, chmod 0600,
     /// then rename into place.
@@ -95,33 +117,78 @@ impl Server {
             inode,
             conns: Vec::new(),
             next_id: 0,
+            paused_until: None,
         })
     }
 
-    /// Send the reply for connection `conn` and close it.
+    /// Send the reply for connection `conn`: what the socket takes now,
+    /// the rest as the client reads (within `REPLY_TIMEOUT`); then close.
     pub fn respond(&mut self, conn: ConnId, reply: &Reply) {
-        if let Some(i) = self.conns.iter().position(|c| c.id == conn) {
-            let mut conn = self.conns.swap_remove(i);
-            reply_to(&mut conn.stream, reply);
+        let now = Instant::now();
+        if let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) {
+            c.stage = Stage::Writing {
+                out: format!("{}\n", encode(reply)).into_bytes(),
+                sent: 0,
+            };
+            c.deadline = now + REPLY_TIMEOUT;
+        }
+        self.flush(now);
+    }
+
+    /// Write what the sockets take; close the connections whose reply is
+    /// complete, whose client is gone or whose time is up.
+    fn flush(&mut self, now: Instant) {
+        let before = self.conns.len();
+        self.conns.retain_mut(|c| match &mut c.stage {
+            Stage::Writing { out, sent } => {
+                !write_some(&c.stream, out, sent) && now < c.deadline
+            }
+            _ => true,
+        });
+        if self.conns.len() < before {
+            // A descriptor and a slot are free: serve the backlog now.
+            self.paused_until = self.paused_until.map(|_| now);
         }
     }
 
     fn accept_all(&mut self, now: Instant) {
+        // A client's time starts when it is accepted, not when the wake-up
+        // began: the kit's slice may have run in between.
+        let now = now.max(Instant::now());
+        if self.paused_until.is_some_and(|at| now < at) {
+            return;
+        }
+        self.paused_until = None;
         loop {
-            let mut stream = match self.listener.accept() {
+            if self.conns.len() >= MAX_CONNS {
+                // The rest wait in the backlog until a slot frees.
+                self.paused_until = Some(now + CLIENT_TIMEOUT);
+                return;
+            }
+            let stream = match self.listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(e) => {
+                    let errno = e.raw_os_error().unwrap_or(0);
+                    if matches!(errno, libc::EMFILE | libc::ENFILE) {
+                        // Polling a listener we cannot accept from would
+                        // spin: back off, keep the client in the backlog.
+                        crate::log::debug!("accept: out of descriptors");
+                        self.paused_until = Some(now + FD_BACKOFF);
+                    }
+                    return;
+                }
             };
-            if let Err(why) = admit(&stream, self.conns.len()) {
-                reply_to(&mut stream, &Reply::Refused(why));
+            if let Err(why) = admit(&stream) {
+                let out = format!("{}\n", encode(&Reply::Refused(why)));
+                write_some(&stream, out.as_bytes(), &mut 0);
                 continue;
             }
             self.next_id += 1;
             self.conns.push(Conn {
                 id: ConnId(self.next_id),
                 stream,
-                buf: Vec::new(),
+                stage: Stage::Reading(Vec::new()),
                 deadline: now + CLIENT_TIMEOUT,
             });
         }
@@ -142,36 +209,62 @@ impl Source for Server {
     /// A complete request (or why it is none) and who asked it.
     type Event = (ConnId, Result<Action, String>);
 
-    /// The listener and every connection still sending its request.
+    /// The listener unless accepting is paused, and every connection
+    /// still sending its request.
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        std::iter::once(self.listener.as_fd())
-            .chain(self.conns.iter().map(|c| c.stream.as_fd()))
+        let listener = self.paused_until.is_none().then_some(&self.listener);
+        listener
+            .map(AsFd::as_fd)
+            .into_iter()
+            .chain(
+                self.conns
+                    .iter()
+                    .filter(|c| matches!(c.stage, Stage::Reading(_)))
+                    .map(|c| c.stream.as_fd()),
+            )
             .collect()
     }
 
-    /// When the oldest waiting client runs out of time.
-    fn next_deadline(&self) -> Option<Instant> {
-        self.conns.iter().map(|c| c.deadline).min()
+    /// The connections whose reply waits for room in the socket.
+    fn writable_fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.conns
+            .iter()
+            .filter(|c| matches!(c.stage, Stage::Writing { .. }))
+            .map(|c| c.stream.as_fd())
+            .collect()
     }
 
-    /// Accept what is pending, read what is readable, drop stalled
-    /// clients; return the complete requests. Never blocks.
+    /// When the oldest client runs out of time, or accepting resumes.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.conns
+            .iter()
+            .filter(|c| !matches!(c.stage, Stage::Asked))
+            .map(|c| c.deadline)
+            .chain(self.paused_until)
+            .min()
+    }
+
+    /// Accept what is pending, read what is readable, write what the
+    /// sockets take, drop stalled clients; return the complete requests.
+    /// Never blocks.
     fn service(&mut self, now: Instant) -> Vec<Self::Event> {
+        self.flush(now);
         self.accept_all(now);
         let mut ready = Vec::new();
-        let mut i = 0;
-        while i < self.conns.len() {
-            match read_request(&mut self.conns[i], now) {
-                Progress::Waiting => i += 1,
+        let mut failed = Vec::new();
+        for conn in &mut self.conns {
+            let Stage::Reading(buf) = &mut conn.stage else { continue };
+            match read_request(&conn.stream, buf, conn.deadline, now) {
+                Progress::Waiting => {}
                 Progress::Done(action) => {
-                    ready.push((self.conns[i].id, action));
-                    i += 1;
+                    conn.stage = Stage::Asked;
+                    ready.push((conn.id, action));
                 }
-                Progress::Fail(why) => {
-                    let mut conn = self.conns.swap_remove(i);
-                    reply_to(&mut conn.stream, &Reply::Refused(why));
-                }
+                Progress::Fail(why) => failed.push((conn.id, why)),
             }
+        }
+        for (id, why) in failed {
+            self.respond(id, &Reply::Refused(why));
         }
         ready
     }
@@ -191,14 +284,13 @@ fn answers(path: &Path) -> bool {
         return false;
     };
     matches!(
-        connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr),
+        connect(fd.as_raw_fd(), &addr),
         Ok(()) | Err(Errno::EAGAIN | Errno::EINPROGRESS)
     )
 }
 
-/// Only undead's uid or root is served (SO_PEERCRED), and only
-/// `MAX_CONNS` at once.
-fn admit(stream: &UnixStream, open: usize) -> Result<(), String> {
+/// Only undead's uid or root is served (SO_PEERCRED).
+fn admit(stream: &UnixStream) -> Result<(), String> {
     // Its data, too, wakes undead through the control signal.
     crate::sys::notify_by_signal(stream.as_fd())
         .map_err(|e| format!("cannot watch the connection: {}", e.desc()))?;
@@ -207,9 +299,6 @@ fn admit(stream: &UnixStream, open: usize) -> Result<(), String> {
     let me = unistd::geteuid().as_raw();
     if cred.uid() != me && cred.uid() != 0 {
         return Err(format!("uid {} may not control undead", cred.uid()));
-    }
-    if open >= MAX_CONNS {
-        return Err("too many clients at once; try again".into());
     }
     Ok(())
 }
@@ -220,23 +309,28 @@ enum Progress {
     Fail(String),
 }
 
-fn read_request(conn: &mut Conn, now: Instant) -> Progress {
+fn read_request(
+    mut stream: &UnixStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+    now: Instant,
+) -> Progress {
     let mut chunk = [0u8; 1024];
     loop {
-        match conn.stream.read(&mut chunk) {
+        match stream.read(&mut chunk) {
             Ok(0) => break,
-            Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                if let Some(line) = complete_line(&conn.buf) {
+                if let Some(line) = complete_line(buf) {
                     return Progress::Done(to_action(line));
                 }
-                if conn.buf.len() > MAX_REQUEST {
+                if buf.len() > MAX_REQUEST {
                     return Progress::Fail(format!(
                         "request over {MAX_REQUEST} bytes"
                     ));
                 }
-                if now >= conn.deadline {
+                if now >= deadline {
                     return Progress::Fail("request timed out".into());
                 }
                 return Progress::Waiting;
@@ -249,17 +343,17 @@ fn read_request(conn: &mut Conn, now: Instant) -> Progress {
                 ));
             }
         }
-        if conn.buf.len() > MAX_REQUEST {
+        if buf.len() > MAX_REQUEST {
             return Progress::Fail(format!(
                 "request over {MAX_REQUEST} bytes"
             ));
         }
     }
     // EOF: what arrived is the request, newline or not.
-    match complete_line(&conn.buf) {
+    match complete_line(buf) {
         Some(line) => Progress::Done(to_action(line)),
-        None if conn.buf.is_empty() => Progress::Fail("empty request".into()),
-        None => Progress::Done(to_action(&conn.buf)),
+        None if buf.is_empty() => Progress::Fail("empty request".into()),
+        None => Progress::Done(to_action(buf)),
     }
 }
 
@@ -273,11 +367,21 @@ fn to_action(line: &[u8]) -> Result<Action, String> {
     Request::parse(line).map(Request::into_action)
 }
 
-/// Best effort, never blocking: a client that does not read its reply
-/// loses it.
-fn reply_to(stream: &mut UnixStream, reply: &Reply) {
-    // One write: the reply and its newline.
-    let _ = stream.write_all(format!("{}\n", encode(reply)).as_bytes());
+/// Send what the socket takes of `out[*sent..]`, never blocking, never
+/// raising SIGPIPE. True once the connection is finished with: all sent,
+/// or the client gone.
+fn write_some(stream: &UnixStream, out: &[u8], sent: &mut usize) -> bool {
+    use nix::sys::socket::{MsgFlags, send};
+    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+    while *sent < out.len() {
+        match send(stream.as_raw_fd(), &out[*sent..], flags) {
+            Ok(n) => *sent += n,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return false,
+            Err(_) => return true,
+        }
+    }
+    true
 }
 
 /// A reply as the client reads it: one JSON object with `ok`. Pure.
@@ -304,6 +408,8 @@ pub fn encode(reply: &Reply) -> Value {
             obj([("ok", true.into()), ("released", pids(released))])
         }
         Reply::Status(status) => status.clone(),
+        // Never sent: `Init` keeps it until the kit is done.
+        Reply::Later(_, then) => encode(then),
         Reply::Refused(why) => {
             obj([("ok", false.into()), ("error", why.as_str().into())])
         }

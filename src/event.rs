@@ -13,6 +13,7 @@ use std::time::Instant;
 use nix::unistd::Pid;
 
 use crate::action::Action;
+use crate::chaos::{Created, OpId};
 use crate::signals::Received;
 
 /// One control connection, from accept to reply.
@@ -25,6 +26,9 @@ pub enum Event {
     Signal(Received),
     /// The kit released what reached `--release-after`.
     Expired(Vec<Pid>),
+    /// A kit operation is finished: what a creation made, `None` for a
+    /// release.
+    Finished(OpId, Option<Created>),
     /// A complete control request, or why it cannot be one; the reply goes
     /// to its connection.
     Request(ConnId, Result<Action, String>),
@@ -40,6 +44,10 @@ pub trait Source {
     type Event;
     /// The descriptors the wait must watch for input.
     fn fds(&self) -> Vec<BorrowedFd<'_>>;
+    /// The descriptors the wait must watch for room to write.
+    fn writable_fds(&self) -> Vec<BorrowedFd<'_>> {
+        Vec::new()
+    }
     /// When `service` must run even if no descriptor is ready.
     fn next_deadline(&self) -> Option<Instant>;
     /// Do what is ready or due at `now`, without waiting for input (the

@@ -20,11 +20,11 @@ use nix::sys::signalfd::SignalFd;
 use nix::unistd::{self, Pid};
 
 use crate::action::{Action, Reply};
-use crate::chaos::{ChaosCmd, Kit, Release};
+use crate::chaos::{ChaosCmd, Created, Kit, OpId, Release, Started};
 use crate::config::{Config, ControlPath, Withhold};
 use crate::control::Server;
 use crate::error::Error;
-use crate::event::Event;
+use crate::event::{ConnId, Event};
 use crate::guard::{self, Guard};
 use crate::log::{debug, error, info};
 use crate::procfs;
@@ -35,6 +35,7 @@ use crate::spawn::{self, Group, SpawnPlan};
 use crate::status;
 use crate::teardown;
 use crate::wait;
+use crate::waiting::Waiters;
 
 /// How long a subreaper's exit keeps killing what is left (a released
 /// `--outlive` FUSE victim is SIGKILL-immune until the kernel frees it).
@@ -72,6 +73,10 @@ pub struct Init {
     /// `--guard` in subreaper mode: kills the child's group if undead is
     /// SIGKILLed.
     guard: Option<Guard>,
+    /// `wait` clients, answered when their condition holds.
+    waiters: Waiters,
+    /// Clients whose reply waits for a kit operation, with that reply.
+    later: Vec<(OpId, ConnId, Reply)>,
 }
 
 pub fn main(cfg: Config) -> u8 {
@@ -164,6 +169,8 @@ fn setup(cfg: Config) -> Result<Init, Error> {
         kit,
         recorder: cfg_report.then(|| Recorder::new(started)),
         guard,
+        waiters: Waiters::default(),
+        later: Vec::new(),
     })
 }
 
@@ -231,7 +238,11 @@ fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
     ];
     let raises = cfg.raise.iter().map(|cmd| (1, cmd.clone()));
     for (n, cmd) in asks.into_iter().filter(|(n, _)| *n > 0).chain(raises) {
-        let made = kit.create(&cmd);
+        // Before the child runs: nothing to forward yet, so block.
+        let made = match kit.create(&cmd) {
+            Started::Now(made) => made,
+            Started::Later(op) => kit.finish_now(op).unwrap_or_default(),
+        };
         if let Some(why) = made.error {
             return Err(Error::RaiseAtStart(why));
         }
@@ -260,21 +271,73 @@ impl Init {
                         self.apply(action);
                     }
                     Event::Expired(released) => self.on_expired(&released),
-                    Event::Request(conn, asked) => {
-                        let reply = match asked {
-                            Ok(action) => self.apply(action),
-                            Err(why) => Reply::Refused(why),
-                        };
-                        if let Some(server) = self.control.as_mut() {
-                            server.respond(conn, &reply);
-                        }
-                    }
+                    Event::Finished(op, made) => self.on_finished(op, made),
+                    Event::Request(conn, asked) => self.request(conn, asked),
                     Event::Deadline(now) => self.on_deadlines(now),
                 }
             }
+            self.answer_waiters();
             if let Some(code) = self.exit_code() {
                 return self.finish(code);
             }
+        }
+    }
+
+    /// A control request: executed and answered, or (`wait`) held.
+    fn request(&mut self, conn: ConnId, asked: Result<Action, String>) {
+        let reply = match asked {
+            Ok(Action::Wait(want)) => {
+                self.waiters.add(conn, want, Instant::now());
+                return;
+            }
+            Ok(action) => self.apply(action),
+            Err(why) => Reply::Refused(why),
+        };
+        match reply {
+            Reply::Later(op, then) => self.later.push((op, conn, *then)),
+            reply => self.respond(conn, &reply),
+        }
+    }
+
+    /// A kit operation is finished: answer the client that asked for it.
+    fn on_finished(&mut self, op: OpId, made: Option<Created>) {
+        let Some(i) = self.later.iter().position(|(id, ..)| *id == op) else {
+            return; // `--release-after`'s, or the client's is gone
+        };
+        let (_, conn, reply) = self.later.swap_remove(i);
+        let reply = match made {
+            Some(made) => {
+                info!("raised: pids {}", crate::log::pids(&made.pids));
+                Reply::Raised(made)
+            }
+            None => reply,
+        };
+        self.respond(conn, &reply);
+    }
+
+    fn respond(&mut self, conn: ConnId, reply: &Reply) {
+        if let Some(server) = self.control.as_mut() {
+            server.respond(conn, reply);
+        }
+    }
+
+    /// Answer the `wait` clients whose condition now holds or whose time
+    /// is up.
+    fn answer_waiters(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let held = self.kit.held();
+        let seen = status::seen(self.me, self.proc_ok, &held);
+        let of_kind =
+            |k: &str| held.iter().filter(|h| h.kind == k).count() as u64;
+        let now = Instant::now();
+        for (conn, met) in self.waiters.answer(seen, of_kind, now) {
+            let reply = match met {
+                Ok(()) => Reply::Done,
+                Err(why) => Reply::Refused(why),
+            };
+            self.respond(conn, &reply);
         }
     }
 
@@ -311,20 +374,28 @@ impl Init {
             Action::Chaos(cmd) => return self.raise(&cmd),
             Action::Release(what) => return self.release(&what),
             Action::Snapshot => return Reply::Status(self.status()),
+            // Only a control connection can wait (`request`).
+            Action::Wait(_) => {
+                return Reply::Refused("wait needs a connection".into());
+            }
         }
         Reply::Done
     }
 
     fn raise(&mut self, cmd: &ChaosCmd) -> Reply {
-        let made = self.kit.create(cmd);
-        info!("raised {cmd:?}: pids {}", crate::log::pids(&made.pids));
-        Reply::Raised(made)
+        match self.kit.create(cmd) {
+            Started::Now(made) => {
+                info!("raised {cmd:?}: pids {}", crate::log::pids(&made.pids));
+                Reply::Raised(made)
+            }
+            Started::Later(op) => Reply::Later(op, Box::new(Reply::Done)),
+        }
     }
 
     /// Release; `release all` also ends withholding, and releasing zombies
     /// reaps the orphans withheld so far (README, "Withheld reaping").
     fn release(&mut self, what: &Release) -> Reply {
-        let mut released = self.kit.release(what);
+        let (mut released, op) = self.kit.release(what);
         if matches!(what, Release::All) {
             self.end_withholding();
         }
@@ -338,7 +409,11 @@ impl Init {
         released.sort();
         released.dedup();
         info!("released pids {}", crate::log::pids(&released));
-        Reply::Released(released)
+        match op {
+            // Answered once they are gone.
+            Some(op) => Reply::Later(op, Box::new(Reply::Released(released))),
+            None => Reply::Released(released),
+        }
     }
 
     fn status(&self) -> crate::json::Value {
@@ -446,9 +521,13 @@ impl Init {
         }
     }
 
-    /// The init's own timers: end of withholding, end of `--grace`.
+    /// The init's own timers: end of withholding, end of `--grace`, the
+    /// `wait` clients' timeouts and rechecks.
     fn own_deadline(&self) -> Option<Instant> {
-        [self.withhold_until, self.kill_at].into_iter().flatten().min()
+        [self.withhold_until, self.kill_at, self.waiters.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_deadlines(&mut self, now: Instant) {
@@ -531,7 +610,11 @@ impl Init {
     fn finish(mut self, code: u8) -> u8 {
         let held = self.kit.held();
         let releasing = Instant::now();
-        let released = self.kit.release(&Release::All);
+        let (released, op) = self.kit.release(&Release::All);
+        if let Some(op) = op {
+            // Exiting: nothing else to do but wait (bounded) for them.
+            self.kit.finish_now(op);
+        }
         let release_took = releasing.elapsed();
         if let Some(server) = &self.control {
             server.remove();

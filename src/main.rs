@@ -35,6 +35,7 @@ mod spawn;
 mod status;
 mod sys;
 mod wait;
+mod waiting;
 
 use error::Error;
 mod teardown;

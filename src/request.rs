@@ -10,18 +10,21 @@
 //! KIND N [unheld] [every D] [exit_after D] [unbounded]   (chaos::HazardCmd)
 //! release [all|zombies|dstate|KIND...|PID...]
 //! status
+//! wait Z D MS
 //! ```
 //!
 //! A new verb is one `Request` (or `ChaosCmd`) variant, one arm in
 //! `parse` and one in `fmt`.
 
 use std::fmt;
+use std::time::Duration;
 
 use nix::unistd::Pid;
 
 use crate::action::Action;
 use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind, Release};
 use crate::parse;
+use crate::waiting::{MAX_HOLD, WaitFor};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -31,6 +34,9 @@ pub enum Request {
     Release(Release),
     /// `status`: what undead is, holds and sees.
     Status,
+    /// `wait Z D MS`: answer once at least Z zombies and D processes in D
+    /// are seen, or after MS milliseconds.
+    Wait(WaitFor),
 }
 
 impl Request {
@@ -46,6 +52,7 @@ impl Request {
                 parse_release(rest).map(Request::Release)
             }
             Some((&"status", [])) => Ok(Request::Status),
+            Some((&"wait", rest)) => parse_wait(rest).map(Request::Wait),
             Some((verb, rest)) if HazardKind::parse(verb).is_some() => {
                 let kind = HazardKind::parse(verb).ok_or("unknown kind")?;
                 let cmd = HazardCmd::parse(kind, rest)?;
@@ -64,6 +71,7 @@ impl Request {
             Request::Raise(cmd) => Action::Chaos(cmd),
             Request::Release(what) => Action::Release(what),
             Request::Status => Action::Snapshot,
+            Request::Wait(want) => Action::Wait(want),
         }
     }
 }
@@ -104,6 +112,11 @@ impl fmt::Display for Request {
                 pids.iter().try_for_each(|p| write!(f, " {p}"))
             }
             Request::Status => f.write_str("status"),
+            Request::Wait(w) => {
+                let ms = w.timeout.as_millis();
+                write!(f, "wait {} {} {ms}", w.zombies, w.dstate)?;
+                w.kinds.iter().try_for_each(|(k, n)| write!(f, " {k} {n}"))
+            }
         }
     }
 }
@@ -143,6 +156,33 @@ fn parse_dstate(words: &[&str]) -> Result<ChaosCmd, String> {
         }
     }
     Ok(ChaosCmd::Dstate { n, kind, outlive, cwd })
+}
+
+/// `Z D MS [KIND N]...`: counts as `count` reads them, the timeout in
+/// milliseconds (at most `MAX_HOLD`), then per hazard kind a minimum.
+fn parse_wait(words: &[&str]) -> Result<WaitFor, String> {
+    let [z, d, ms, pairs @ ..] = words else {
+        return Err("wait needs: zombies dstate milliseconds".into());
+    };
+    let ms: u64 = ms.parse().map_err(|_| format!("invalid timeout '{ms}'"))?;
+    let kinds = pairs
+        .chunks(2)
+        .map(|pair| match pair {
+            [k, n] => {
+                let kind = HazardKind::parse(k).ok_or_else(|| {
+                    format!("unknown kind '{}'", k.escape_debug())
+                })?;
+                Ok((kind.name(), parse::count(n)? as u64))
+            }
+            _ => Err("wait: a kind needs a count".to_string()),
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(WaitFor {
+        zombies: parse::count(z)? as u64,
+        dstate: parse::count(d)? as u64,
+        timeout: Duration::from_millis(ms).min(MAX_HOLD),
+        kinds,
+    })
 }
 
 /// `all`, `zombies`, `dstate`, hazard kinds or PIDs; nothing means
@@ -286,6 +326,12 @@ mod tests {
                 Pid::from_raw(2_000_000),
             ])),
             Request::Status,
+            Request::Wait(WaitFor {
+                zombies: 3,
+                dstate: 0,
+                timeout: Duration::from_millis(1500),
+                kinds: vec![("stopped", 2), ("hopper", 1)],
+            }),
         ];
         for request in all {
             let line = request.to_string();
@@ -313,6 +359,10 @@ mod tests {
             b"slow 1",
             b"dstate 1 cwd",
             b"status now",
+            b"wait",
+            b"wait 1 1",
+            b"wait 1 1 x",
+            b"wait -1 0 10",
             b"rm -rf /",
             b"\0\0\0",
         ] {

@@ -38,15 +38,20 @@ pub struct View<'a> {
 pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
     // undead's own tree only, walked through the children files: cheap on
     // a host with thousands of processes.
-    let mine = if v.proc_ok { procfs::descendants_of(v.me) } else { vec![] };
-    let under: Vec<Proc> =
-        mine.into_iter().filter_map(procfs::read_proc).collect();
-    let count = |s| under.iter().filter(|p| p.state == s).count();
-    let held_pids: Vec<Pid> = v.held.iter().map(|h| h.pid).collect();
+    let (under, known_z) = tree(v.me, v.proc_ok, v.held);
+    let count = |s| {
+        let extra = if s == 'Z' { known_z } else { 0 };
+        under.iter().filter(|p| p.state == s).count() + extra
+    };
+    // Sorted: a lookup per process, not a scan of everything held.
+    let mut held_pids: Vec<Pid> = v.held.iter().map(|h| h.pid).collect();
+    held_pids.sort_unstable();
     let withheld: Vec<Pid> = under
         .iter()
         .filter(|p| {
-            p.state == 'Z' && p.ppid == v.me && !held_pids.contains(&p.pid)
+            p.state == 'Z'
+                && p.ppid == v.me
+                && held_pids.binary_search(&p.pid).is_err()
         })
         .map(|p| p.pid)
         .collect();
@@ -83,6 +88,30 @@ pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
             ]),
         ),
     ])
+}
+
+/// How many Z and D processes undead sees among its descendants (what
+/// `wait` compares against).
+pub fn seen(me: Pid, proc_ok: bool, held: &[HeldProc]) -> (u64, u64) {
+    let (under, known_z) = tree(me, proc_ok, held);
+    let count = |s| under.iter().filter(|p| p.state == s).count() as u64;
+    (count('Z') + known_z as u64, count('D'))
+}
+
+/// undead's descendants as read from /proc, but for the zombies the kit
+/// holds, which are only counted: a held zombie is Z until the kit reaps
+/// it (nothing else can), and thousands of them are common.
+fn tree(me: Pid, proc_ok: bool, held: &[HeldProc]) -> (Vec<Proc>, usize) {
+    if !proc_ok {
+        return (Vec::new(), 0);
+    }
+    let mut held_z: Vec<Pid> =
+        held.iter().filter(|h| h.kind == "zombie").map(|h| h.pid).collect();
+    held_z.sort_unstable();
+    let (known_z, rest): (Vec<Pid>, Vec<Pid>) = procfs::descendants_of(me)
+        .into_iter()
+        .partition(|p| held_z.binary_search(p).is_ok());
+    (rest.into_iter().filter_map(procfs::read_proc).collect(), known_z.len())
 }
 
 /// The held processes, each with its age and time left.

@@ -59,6 +59,8 @@ pub fn wait_for_events(
     if ready.kit || ready.signals || is_due(&*kit, now) {
         events.extend(kit.service(now).into_iter().map(|e| match e {
             KitEvent::Expired(pids) => Event::Expired(pids),
+            KitEvent::Created(op, made) => Event::Finished(op, Some(made)),
+            KitEvent::Released(op) => Event::Finished(op, None),
         }));
     }
     if let Some(server) = control {
@@ -88,12 +90,18 @@ fn poll_all(
     kit: &Kit,
     timeout: PollTimeout,
 ) -> Ready {
-    let control_fds = control.map(Source::fds).unwrap_or_default();
+    let input = |fd| PollFd::new(fd, PollFlags::POLLIN);
+    let control_fds: Vec<PollFd> = control
+        .map(|c| {
+            let out = c.writable_fds().into_iter();
+            let out = out.map(|fd| PollFd::new(fd, PollFlags::POLLOUT));
+            c.fds().into_iter().map(input).chain(out).collect()
+        })
+        .unwrap_or_default();
     let n_control = control_fds.len();
-    let mut fds: Vec<PollFd> = std::iter::once(sigfd.as_fd())
+    let mut fds: Vec<PollFd> = std::iter::once(input(sigfd.as_fd()))
         .chain(control_fds)
-        .chain(kit.fds())
-        .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+        .chain(kit.fds().into_iter().map(input))
         .collect();
     if let Err(e) = poll(&mut fds, timeout) {
         if e != Errno::EINTR {

@@ -45,3 +45,6 @@ mod podman;
 
 /// Reliability: PID 1 never dies, blocks or lies; --pause; stop sequence.
 mod reliability;
+
+/// PID 1 never blocks: whole replies, EMFILE, crowds, `wait`, the kit.
+mod blocking;

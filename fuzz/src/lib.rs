@@ -42,3 +42,13 @@ pub mod status;
 pub mod sys;
 #[path = "../../src/teardown.rs"]
 pub mod teardown;
+#[path = "../../src/config.rs"]
+pub mod config;
+#[path = "../../src/event.rs"]
+pub mod event;
+#[path = "../../src/request.rs"]
+pub mod request;
+#[path = "../../src/wait.rs"]
+pub mod wait;
+#[path = "../../src/waiting.rs"]
+pub mod waiting;

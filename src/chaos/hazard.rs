@@ -266,89 +266,62 @@ impl Holding {
     }
 }
 
-/// Raise what `cmd` asks; returns once each holding is observably in its
-/// state (at most `wait`), with why it fell short.
-pub fn create(
+/// Fork what `cmd` asks (stopping at the first fork failure, whose errno
+/// comes back); the kit confirms each holding's state (`check`) as an
+/// operation in progress. `Err`: nothing could be made, and why.
+pub fn spawn(
     cmd: &HazardCmd,
-    wait: Duration,
-) -> (Vec<Holding>, Option<String>) {
+) -> Result<(Vec<Holding>, Option<Errno>), String> {
     let (kind, n, unheld) = (cmd.kind, cmd.n, cmd.unheld);
     let (pids, errno) = match kind {
         HazardKind::Stopped => stopped::spawn(n),
         HazardKind::Deaf => deaf::spawn(n, false),
         HazardKind::Escapee => deaf::spawn(n, true),
         HazardKind::Slow => slow::spawn(n, cmd.exit_after.unwrap_or_default()),
-        HazardKind::Hopper => return create_hopper(cmd, wait),
-        HazardKind::Frozen => return create_frozen(cmd, wait),
+        HazardKind::Hopper => {
+            let every = cmd.every.unwrap_or(DEFAULT_EVERY);
+            let (lines, errno) = hopper::spawn(n, every);
+            let Some(lines) = lines else {
+                let e = errno.unwrap_or(Errno::EAGAIN);
+                return Err(shortfall(0, n, kind, e));
+            };
+            return Ok((vec![Holding::Hopper { lines, unheld }], errno));
+        }
+        HazardKind::Frozen => {
+            return match frozen::spawn(n, cmd.unbounded) {
+                Ok((f, errno)) => Ok((vec![Holding::Frozen(f)], errno)),
+                Err(frozen::Refusal::Refused(why)) => Err(why),
+                Err(frozen::Refusal::Failed(op, e)) => {
+                    Err(format!("frozen: {op} failed: {}", e.desc()))
+                }
+            };
+        }
     };
-    let ready = |p: Pid| match kind {
-        HazardKind::Stopped => stopped::ready(p),
-        HazardKind::Slow => slow::ready(p),
-        _ => deaf::ready(p, kind == HazardKind::Escapee),
-    };
-    // A process that is gone or dead never will be: not waited for.
-    let dead = |p| matches!(crate::procfs::state_of(p), None | Some('Z'));
-    let late = super::settle(&pids, wait, |p| ready(p) || dead(p));
-    // Never leave one behind unheld and unshown: the drain reaps it.
-    for &p in &late {
-        let _ = nix::sys::signal::kill(p, Signal::SIGKILL);
-    }
-    let made: Vec<Holding> = pids
-        .iter()
-        .filter(|p| !late.contains(p) && !dead(**p))
-        .map(|&pid| Holding::Proc { kind, pid, unheld })
-        .collect();
-    let error = match errno {
-        Some(e) => Some(shortfall(made.len(), n, kind, e)),
-        None if made.len() < n => Some(format!(
-            "made {} of {n} {}: the others never showed their state",
-            made.len(),
-            kind.name()
-        )),
-        None => None,
-    };
-    (made, error)
+    let made = pids.into_iter().map(|pid| Holding::Proc { kind, pid, unheld });
+    Ok((made.collect(), errno))
 }
 
-fn create_hopper(
-    cmd: &HazardCmd,
-    wait: Duration,
-) -> (Vec<Holding>, Option<String>) {
-    let every = cmd.every.unwrap_or(DEFAULT_EVERY);
-    let (lines, errno) = hopper::spawn(cmd.n, every);
-    let Some(lines) = lines else {
-        let e = errno.unwrap_or(Errno::EAGAIN);
-        return (Vec::new(), Some(shortfall(0, cmd.n, cmd.kind, e)));
-    };
-    let made = lines.n;
-    let deadline = std::time::Instant::now() + wait;
-    while !lines.ready() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let error = errno.map(|e| shortfall(made, cmd.n, cmd.kind, e));
-    (vec![Holding::Hopper { lines, unheld: cmd.unheld }], error)
-}
-
-fn create_frozen(
-    cmd: &HazardCmd,
-    wait: Duration,
-) -> (Vec<Holding>, Option<String>) {
-    match frozen::spawn(cmd.n, cmd.unbounded) {
-        Ok((f, errno)) => {
-            let frozen = |_| f.ready();
-            super::settle(&f.pids, wait, frozen);
-            let late = (!f.ready()).then(|| {
-                "the frozen cgroup never reached its state".to_string()
-            });
-            let error = errno
-                .map(|e| shortfall(f.pids.len(), cmd.n, cmd.kind, e))
-                .or(late);
-            (vec![Holding::Frozen(f)], error)
-        }
-        Err(frozen::Refusal::Refused(why)) => (Vec::new(), Some(why)),
-        Err(frozen::Refusal::Failed(op, e)) => {
-            (Vec::new(), Some(format!("frozen: {op} failed: {}", e.desc())))
-        }
+impl Holding {
+    /// Whether it is observably in its state: T, a signal mask, a name;
+    /// a hopper's lines all running; a frozen cgroup frozen. A process
+    /// that is gone or dead never will be.
+    pub fn check(&mut self) -> super::pending::Check {
+        use super::pending::Check;
+        let ready = match self {
+            Holding::Proc { kind, pid, .. } => {
+                if matches!(crate::procfs::state_of(*pid), None | Some('Z')) {
+                    return Check::Failed;
+                }
+                match kind {
+                    HazardKind::Stopped => stopped::ready(*pid),
+                    HazardKind::Slow => slow::ready(*pid),
+                    k => deaf::ready(*pid, *k == HazardKind::Escapee),
+                }
+            }
+            Holding::Hopper { lines, .. } => lines.ready(),
+            Holding::Frozen(f) => f.ready(),
+        };
+        if ready { Check::Ready } else { Check::NotYet }
     }
 }
 

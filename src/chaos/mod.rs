@@ -3,9 +3,12 @@
 //! through `Action::Chaos` / `Action::Release`, and `Kit::release` is called
 //! on every exit path undead controls.
 //!
-//! Creation returns only once the processes are observably in the promised
-//! state (Z or D in /proc), within a bound; it stops at the first fork
-//! failure (EAGAIN at `pids.max`) and says how many it made.
+//! Creation answers only once the processes are observably in the
+//! promised state (Z or D in /proc), within a bound; it stops at the first
+//! fork failure (EAGAIN at `pids.max`) and says how many it made. Creation
+//! and release never block the loop: they are operations in progress
+//! (`pending.rs`), advanced a slice at a time by `service`, and answered
+//! by a `KitEvent` when done.
 
 mod cwd;
 mod deaf;
@@ -13,11 +16,13 @@ mod frozen;
 mod fuse;
 mod hazard;
 mod hopper;
+mod pending;
 mod rescue;
 mod select;
 mod settle;
 mod slow;
 mod stopped;
+mod unit;
 mod vfork;
 mod zombie;
 
@@ -25,21 +30,22 @@ use cwd::open_dir;
 #[cfg(fuzzing)]
 pub use fuse::fuzz_serve;
 pub use hazard::{HazardCmd, HazardKind, hazard_words};
+pub use pending::OpId;
 pub use rescue::rescue;
 pub(crate) use settle::settle;
-use settle::{await_comm, await_state};
+
+use pending::{Creating, Making, Releasing, SLICE, TICK};
+use unit::Unit;
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::event::Source;
 use crate::procfs;
-use crate::reaper;
 
 /// Which D state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +117,19 @@ pub struct Created {
 pub enum KitEvent {
     /// `--release-after` released these pids.
     Expired(Vec<Pid>),
+    /// A creation is finished: its processes are in state, or its time
+    /// is up.
+    Created(OpId, Created),
+    /// A release is finished: its processes are gone (or its time is up;
+    /// the kit reaps the rest as they die).
+    Released(OpId),
+}
+
+/// How a creation or a release went: answered at once, or an operation
+/// in progress, answered by a `KitEvent` with this id.
+pub enum Started<T> {
+    Now(T),
+    Later(OpId),
 }
 
 /// One process the kit holds, as `status` and `ps` show it.
@@ -120,46 +139,6 @@ pub struct HeldProc {
     pub since: Instant,
     /// `--unheld`: shown with its kind, but not released by undead.
     pub unheld: bool,
-}
-
-/// One unit of holding: released together.
-enum Unit {
-    /// A clone-child zombie of undead.
-    Zombie(Pid),
-    /// `undead-zholder` and its zombies.
-    Holder(zombie::Holder),
-    /// `undead-vfork` in D and its `undead-vstall` child.
-    Vfork { holder: Pid, stall: Option<Pid> },
-    /// A FUSE connection and its `undead-fuse` victims.
-    Fuse(fuse::FuseHold),
-    /// A hazard of SPEC §3.4.
-    Hazard(hazard::Holding),
-}
-
-impl Unit {
-    fn procs(&self) -> Vec<(Pid, &'static str)> {
-        match self {
-            Unit::Zombie(pid) => vec![(*pid, "zombie")],
-            Unit::Holder(h) => std::iter::once((h.pid, "zombie-holder"))
-                .chain(h.zombies.iter().map(|&z| (z, "zombie")))
-                .collect(),
-            Unit::Vfork { holder, stall } => {
-                std::iter::once((*holder, "vfork"))
-                    .chain(stall.iter().map(|&s| (s, "vfork-stall")))
-                    .collect()
-            }
-            Unit::Fuse(hold) => {
-                hold.victims().iter().map(|&v| (v, "fuse")).collect()
-            }
-            Unit::Hazard(h) => {
-                h.pids().into_iter().map(|p| (p, h.kind().name())).collect()
-            }
-        }
-    }
-
-    fn is_zombie_kind(&self) -> bool {
-        matches!(self, Unit::Zombie(_) | Unit::Holder(_))
-    }
 }
 
 /// Everything the kit holds.
@@ -174,9 +153,22 @@ pub struct Kit {
     releasing: Vec<fuse::FuseHold>,
     /// `--release-after`: nothing is held longer than this.
     release_after: Option<Duration>,
+    creating: Vec<Creating>,
+    letting_go: Vec<Releasing>,
+    /// Released processes still dying after their release was answered.
+    dying: Vec<Pid>,
+    /// Finished operations not reported yet.
+    done: Vec<KitEvent>,
+    last_op: u64,
+    /// When the operations in progress next need `service`.
+    busy_at: Option<Instant>,
 }
 
 const STACK_SIZE: usize = 64 * 1024;
+
+/// Bytes of stack per concurrently created zombie: its whole life is two
+/// libc calls.
+const ZOMBIE_STACK: usize = 8 * 1024;
 
 /// How long creation may take to become observable.
 const OBSERVE: Duration = Duration::from_secs(3);
@@ -188,132 +180,140 @@ impl Kit {
             units: Vec::new(),
             releasing: Vec::new(),
             release_after,
+            creating: Vec::new(),
+            letting_go: Vec::new(),
+            dying: Vec::new(),
+            done: Vec::new(),
+            last_op: 0,
+            busy_at: None,
         }
     }
 
-    pub fn create(&mut self, cmd: &ChaosCmd) -> Created {
+    fn next_op(&mut self) -> OpId {
+        self.last_op += 1;
+        self.busy_at = Some(Instant::now());
+        OpId(self.last_op)
+    }
+
+    /// Now while there is something to report or fork; a `TICK` away while
+    /// an operation waits for /proc to confirm.
+    fn busy_at(&self) -> Option<Instant> {
+        let now = Instant::now();
+        if !self.done.is_empty()
+            || self.creating.iter().any(Creating::is_making)
+        {
+            Some(now)
+        } else if !self.creating.is_empty() || !self.letting_go.is_empty() {
+            Some(now + TICK)
+        } else {
+            None
+        }
+    }
+
+    /// Start a creation; answered now only if it cannot start (or, for
+    /// FUSE, once set up: that creation still waits for its victims).
+    pub fn create(&mut self, cmd: &ChaosCmd) -> Started<Created> {
         // Every promise of the kit is checked in /proc: without our own,
         // pids there name other processes.
         if let Some(why) = procfs::not_ours() {
-            return Created { error: Some(why), ..Created::default() };
+            return Started::Now(Created {
+                error: Some(why),
+                ..Created::default()
+            });
         }
-        let now = Instant::now();
         if self.stack.is_empty() {
             self.stack = vec![0; STACK_SIZE];
         }
+        let failed = |why: String| {
+            Started::Now(Created { error: Some(why), ..Created::default() })
+        };
         let cwd = match cmd {
             ChaosCmd::Dstate { cwd: Some(path), .. } => match open_dir(path) {
                 Ok(fd) => Some(fd),
-                Err(why) => {
-                    return Created { error: Some(why), ..<_>::default() };
-                }
+                Err(why) => return failed(why),
             },
             _ => None,
         };
-        let (units, error) = match *cmd {
-            ChaosCmd::Zombies { n, holder: false } => self.create_zombies(n),
-            ChaosCmd::Zombies { n, holder: true } => self.create_holder(n),
+        let (n, what, making) = match *cmd {
+            ChaosCmd::Zombies { n, holder: false } => {
+                match crate::sys::ZombieStacks::new(n, ZOMBIE_STACK) {
+                    Ok(stacks) => (n, "zombies", Making::Zombies(stacks)),
+                    Err(e) => return failed(shortfall(0, n, "zombies", e)),
+                }
+            }
+            ChaosCmd::Zombies { n, holder: true } => {
+                match zombie::start_holder(n, &mut self.stack) {
+                    Ok(r) => (n, "zombies", Making::Holder(r)),
+                    Err(e) => return failed(shortfall(0, n, "zombies", e)),
+                }
+            }
             ChaosCmd::Dstate {
                 n, kind: Kind::Vfork, outlive: None, ..
-            } => self.create_vforks(n, cwd.as_ref()),
-            ChaosCmd::Dstate { kind: Kind::Vfork, .. } => (
-                Vec::new(),
-                Some("--outlive applies to --kind fuse only".to_string()),
-            ),
+            } => (n, "vfork holders", Making::Vforks(cwd)),
+            ChaosCmd::Dstate { kind: Kind::Vfork, .. } => {
+                return failed("--outlive applies to --kind fuse only".into());
+            }
             ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive, .. } => {
-                create_fuse(n, outlive, cwd.as_ref())
+                return self.create_fuse(n, outlive, cwd.as_ref());
             }
-            ChaosCmd::Hazard(ref h) => {
-                let (made, error) = hazard::create(h, OBSERVE);
-                (made.into_iter().map(Unit::Hazard).collect(), error)
-            }
+            ChaosCmd::Hazard(ref h) => return self.create_hazard(h),
         };
-        let pids = units
-            .iter()
-            .flat_map(|u| match u {
-                Unit::Fuse(hold) => hold.victims().to_vec(),
-                // The holder first, then the zombies it holds.
-                Unit::Holder(h) => {
-                    std::iter::once(h.pid).chain(h.zombies.clone()).collect()
-                }
-                Unit::Hazard(h) => h.pids(),
-                other => vec![other.procs()[0].0],
-            })
-            .collect();
-        self.units.extend(units.into_iter().map(|u| (u, now)));
-        let note = match *cmd {
-            ChaosCmd::Dstate {
-                kind: Kind::Fuse, outlive: Some(t), ..
-            } => {
-                let (lo, hi) = fuse::outlive_window(t);
-                Some(format!(
-                    "the victims outlive undead; the kernel frees them \
-                     {}-{} s after their request",
-                    lo.as_secs(),
-                    hi.as_secs()
-                ))
-            }
-            _ => None,
-        };
-        Created { pids, error, note }
+        let op = self.next_op();
+        self.creating.push(Creating::new(op, n, what, making));
+        Started::Later(op)
     }
 
-    fn create_zombies(&mut self, n: usize) -> (Vec<Unit>, Option<String>) {
-        let (made, errno) = zombie::spawn_zombies(n, OBSERVE);
-        let error = errno.map(|e| shortfall(made.len(), n, "zombie", e));
-        (made.into_iter().map(Unit::Zombie).collect(), error)
-    }
-
-    fn create_holder(&mut self, n: usize) -> (Vec<Unit>, Option<String>) {
-        match zombie::spawn_holder(n, &mut self.stack) {
-            Ok(h) => (vec![Unit::Holder(h)], None),
-            Err((h, e)) => {
-                let made = h.as_ref().map_or(0, |h| h.zombies.len());
-                let error = shortfall(made, n, "zombie", e);
-                (h.into_iter().map(Unit::Holder).collect(), Some(error))
-            }
-        }
-    }
-
-    fn create_vforks(
+    /// `dstate N --kind fuse`: one connection, N victims. The set-up (the
+    /// mount, FUSE_INIT, the primer) runs within the loop's turn, bounded;
+    /// the victims are confirmed in D as an operation in progress.
+    fn create_fuse(
         &mut self,
         n: usize,
+        outlive: Option<Duration>,
         cwd: Option<&OwnedFd>,
-    ) -> (Vec<Unit>, Option<String>) {
-        let mut holders = Vec::new();
-        let mut errno = None;
-        for _ in 0..n {
-            match vfork::spawn_vfork_holder(&mut self.stack, cwd) {
-                Ok(pid) => holders.push(pid),
-                Err(e) => {
-                    errno = Some(e);
-                    break;
-                }
+    ) -> Started<Created> {
+        let hold = match fuse::FuseHold::create(n, outlive, cwd) {
+            Ok(hold) => hold,
+            Err(e) => {
+                let error = Some(e.to_string());
+                return Started::Now(Created { error, ..Created::default() });
             }
-        }
-        let in_d = await_state(holders.clone(), 'D');
-        // A holder whose clone failed (EAGAIN) exits instead of stalling;
-        // it is reaped by the init's drain like any child.
-        if in_d.len() < holders.len() && errno.is_none() {
-            errno = Some(Errno::EAGAIN);
-        }
-        let units: Vec<Unit> = in_d
-            .iter()
-            .map(|&holder| Unit::Vfork {
-                holder,
-                stall: procfs::children(holder)
-                    .and_then(|kids| kids.first().copied()),
-            })
-            .collect();
-        let stalls: Vec<Pid> = units
-            .iter()
-            .filter_map(|u| match u {
-                Unit::Vfork { stall, .. } => *stall,
-                _ => None,
-            })
-            .collect();
-        await_comm(&stalls, "undead-vstall");
-        (units, errno.map(|e| shortfall(in_d.len(), n, "vfork holder", e)))
+        };
+        let op = self.next_op();
+        let errno = hold.shortfall();
+        let made = vec![Unit::Fuse(hold)];
+        let mut c = Creating::confirming(op, n, "fuse victims", (made, errno));
+        c.note = outlive.map(|t| {
+            let (lo, hi) = fuse::outlive_window(t);
+            format!(
+                "the victims outlive undead; the kernel frees them \
+                 {}-{} s after their request",
+                lo.as_secs(),
+                hi.as_secs()
+            )
+        });
+        self.creating.push(c);
+        Started::Later(op)
+    }
+
+    /// A hazard (§3.4): forked within the loop's turn, confirmed in its
+    /// state as an operation in progress.
+    fn create_hazard(&mut self, cmd: &HazardCmd) -> Started<Created> {
+        let (made, errno) = match hazard::spawn(cmd) {
+            Ok(made) => made,
+            Err(why) => {
+                return Started::Now(Created {
+                    error: Some(why),
+                    ..Created::default()
+                });
+            }
+        };
+        let op = self.next_op();
+        let made = made.into_iter().map(Unit::Hazard).collect();
+        let what = cmd.kind.name();
+        let c = Creating::confirming(op, cmd.n, what, (made, errno));
+        self.creating.push(c);
+        Started::Later(op)
     }
 
     /// Whether a FUSE connection is held or still being released: then the
@@ -323,15 +323,39 @@ impl Kit {
             || self.units.iter().any(|(u, _)| matches!(u, Unit::Fuse(_)))
     }
 
-    /// Release what `what` names; returns the pids let go. Waits (bounded)
-    /// until the released processes are dead, so the caller's drain can
-    /// reap them and the reply means "gone".
-    pub fn release(&mut self, what: &Release) -> Vec<Pid> {
-        let (taken, kept) = std::mem::take(&mut self.units)
+    /// Release what `what` names: returns the pids let go, and the
+    /// operation to wait for while they die (`KitEvent::Released`).
+    /// `release all` also ends the creations in progress and takes what
+    /// they made.
+    pub fn release(&mut self, what: &Release) -> (Vec<Pid>, Option<OpId>) {
+        if *what == Release::All {
+            for c in std::mem::take(&mut self.creating) {
+                let op = c.op;
+                let (made, units) = c.abandon();
+                let now = Instant::now();
+                self.units.extend(units.into_iter().map(|u| (u, now)));
+                self.done.push(KitEvent::Created(op, made));
+                self.busy_at = Some(now);
+            }
+        }
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.units)
             .into_iter()
             .partition(|(u, _)| u.taken_by(what));
         self.units = kept;
-        self.release_units(taken.into_iter().map(|(u, _)| u).collect())
+        self.let_go(taken.into_iter().map(|(u, _)| u).collect())
+    }
+
+    fn let_go(&mut self, units: Vec<Unit>) -> (Vec<Pid>, Option<OpId>) {
+        let released: Vec<Pid> = units
+            .iter()
+            .flat_map(|u| u.procs().into_iter().map(|(p, _)| p))
+            .collect();
+        if units.is_empty() {
+            return (released, None);
+        }
+        let op = self.next_op();
+        self.letting_go.push(Releasing::new(op, units));
+        (released, Some(op))
     }
 
     /// Forget holdings whose holder the init's drain has reaped (someone
@@ -356,11 +380,11 @@ impl Kit {
     /// Release the units held for `--release-after` or longer.
     fn release_expired(&mut self, now: Instant) -> Vec<Pid> {
         let Some(after) = self.release_after else { return Vec::new() };
-        let (taken, kept) = std::mem::take(&mut self.units)
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.units)
             .into_iter()
             .partition(|(u, since)| !u.is_unheld() && *since + after <= now);
         self.units = kept;
-        self.release_units(taken.into_iter().map(|(u, _)| u).collect())
+        self.let_go(taken.into_iter().map(|(u, _)| u).collect()).0
     }
 
     pub fn held(&self) -> Vec<HeldProc> {
@@ -399,18 +423,22 @@ impl Source for Kit {
             .collect()
     }
 
-    /// When the next unit reaches `--release-after`.
+    /// When an operation in progress needs a slice, or the next unit
+    /// reaches `--release-after`.
     fn next_deadline(&self) -> Option<Instant> {
-        let after = self.release_after?;
-        self.units
-            .iter()
-            .filter(|(u, _)| !u.is_unheld())
-            .map(|(_, since)| *since + after)
-            .min()
+        let expiry = self.release_after.and_then(|after| {
+            self.units
+                .iter()
+                .filter(|(u, _)| !u.is_unheld())
+                .map(|(_, since)| *since + after)
+                .min()
+        });
+        self.busy_at.into_iter().chain(expiry).min()
     }
 
     /// Serve readable FUSE requests; drop released connections whose
-    /// victims are all gone; release what reached `--release-after`.
+    /// victims are all gone; advance the operations in progress by one
+    /// slice; release what reached `--release-after`. Never blocks.
     fn service(&mut self, now: Instant) -> Vec<KitEvent> {
         for (unit, _) in &mut self.units {
             if let Unit::Fuse(hold) = unit {
@@ -421,103 +449,24 @@ impl Source for Kit {
             hold.on_readable();
         }
         self.releasing.retain(|h| !h.is_finished());
-        if self.next_deadline().is_some_and(|at| at <= now) {
-            return vec![KitEvent::Expired(self.release_expired(now))];
+        self.advance(Instant::now() + SLICE);
+        let mut events = std::mem::take(&mut self.done);
+        let expired = self.release_after.is_some_and(|after| {
+            self.units
+                .iter()
+                .any(|(u, since)| !u.is_unheld() && *since + after <= now)
+        });
+        if expired {
+            events.push(KitEvent::Expired(self.release_expired(now)));
         }
-        Vec::new()
+        self.busy_at = self.busy_at();
+        events
     }
 }
 
 /// "made 3 of 50 zombies: fork failed: Resource temporarily unavailable
-/// (pids.max reached?)"
+/// (pids.max reached?)"; `what` in the plural.
 fn shortfall(made: usize, wanted: usize, what: &str, e: Errno) -> String {
     let hint = if e == Errno::EAGAIN { " (pids.max reached?)" } else { "" };
-    format!("made {made} of {wanted} {what}s: fork failed: {}{hint}", e.desc())
-}
-
-impl Kit {
-    /// Let the units go: reap held zombies, SIGKILL holders and stalled
-    /// children, answer FUSE victims with errors, and reap them too (at
-    /// most `OBSERVE`; FUSE connections not yet finished are served on by
-    /// the loop).
-    ///
-    /// The kit reaps what it releases itself, by pid, rather than leaving
-    /// it to the init's drain: under `--withhold-reaping` the drain leaves
-    /// every process but the main child in Z, and the kit's own processes
-    /// are not the orphans withholding is about. A holder is undead's
-    /// child; its stalled child and its zombies become undead's children
-    /// when it dies (the kernel reparents them to the reaper,
-    /// `forget_original_parent`), so each is reaped once it is a zombie
-    /// whose parent is undead.
-    fn release_units(&mut self, units: Vec<Unit>) -> Vec<Pid> {
-        let mut released = Vec::new();
-        let mut dying = Vec::new();
-        let mut fuse_released = Vec::new();
-        // kill() can fail only with ESRCH here (a process already gone).
-        for unit in units {
-            released.extend(unit.procs().iter().map(|(p, _)| *p));
-            match unit {
-                Unit::Zombie(pid) => {
-                    reaper::reap_pid(pid, true);
-                }
-                Unit::Holder(h) => {
-                    let _ = kill(h.pid, Signal::SIGKILL);
-                    dying.push(h.pid);
-                    dying.extend(h.zombies);
-                }
-                Unit::Vfork { holder, stall } => {
-                    // Killing the stalled child completes the vfork; the
-                    // holder then exits by itself. Without it, kill the
-                    // holder.
-                    let _ = kill(stall.unwrap_or(holder), Signal::SIGKILL);
-                    dying.push(holder);
-                    dying.extend(stall);
-                }
-                Unit::Fuse(mut hold) => {
-                    hold.release();
-                    dying.extend(hold.victims());
-                    fuse_released.push(hold);
-                }
-                Unit::Hazard(h) => dying.extend(h.release(OBSERVE)),
-            }
-        }
-        let me = nix::unistd::getpid();
-        let deadline = Instant::now() + OBSERVE;
-        while Instant::now() < deadline {
-            for hold in &mut fuse_released {
-                hold.on_readable();
-            }
-            dying.retain(|&p| match procfs::read_proc(p) {
-                None => false,
-                Some(q) if q.state == 'Z' && q.ppid == me => {
-                    !reaper::reap_pid(p, false)
-                }
-                Some(_) => true,
-            });
-            fuse_released.retain(|h| !h.is_finished());
-            if dying.is_empty() && fuse_released.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-        self.releasing.extend(fuse_released);
-        released
-    }
-}
-
-/// `dstate N --kind fuse`: one connection, N victims.
-fn create_fuse(
-    n: usize,
-    outlive: Option<Duration>,
-    cwd: Option<&OwnedFd>,
-) -> (Vec<Unit>, Option<String>) {
-    match fuse::FuseHold::create(n, outlive, cwd) {
-        Ok(hold) => {
-            let error = hold
-                .shortfall()
-                .map(|e| shortfall(hold.victims().len(), n, "fuse victim", e));
-            (vec![Unit::Fuse(hold)], error)
-        }
-        Err(e) => (Vec::new(), Some(e.to_string())),
-    }
+    format!("made {made} of {wanted} {what}: fork failed: {}{hint}", e.desc())
 }

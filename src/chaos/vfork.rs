@@ -18,7 +18,31 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::unistd::{self, ForkResult, Pid};
 
+use super::pending::Check;
+use crate::procfs;
 use crate::sys;
+
+/// Whether a holder is in D behind its named stalled child (found in
+/// /proc on the way). A stalled child names itself only once it runs,
+/// which may be after its holder already shows D; naming itself is its
+/// last step before it stalls, so the name also means its pdeathsig is
+/// armed. A holder that is gone or dead never will be D: its clone failed
+/// (EAGAIN at `pids.max`) and it exited.
+pub fn check(holder: Pid, stall: &mut Option<Pid>) -> Check {
+    match procfs::state_of(holder) {
+        None | Some('Z' | 'X') => return Check::Failed,
+        Some('D') => {}
+        Some(_) => return Check::NotYet,
+    }
+    if stall.is_none() {
+        *stall = procfs::children(holder).and_then(|k| k.first().copied());
+    }
+    match stall.map(procfs::read_proc) {
+        None => Check::NotYet,
+        Some(Some(q)) if q.comm != "undead-vstall" => Check::NotYet,
+        Some(_) => Check::Ready,
+    }
+}
 
 /// Signals a stuck process typically shrugs off.
 const IGNORED: [Signal; 6] = [
@@ -31,7 +55,7 @@ const IGNORED: [Signal; 6] = [
 ];
 
 /// Fork one `undead-vfork` holder. The caller waits for it to show D and
-/// finds its stalled child (`ppid` = holder) in /proc. `cwd`: a directory
+/// finds its stalled child (`ppid` = holder) in /proc (`check`). `cwd`: a directory
 /// both keep open and work in (`dstate --cwd`); the stalled child shares
 /// the holder's descriptors and working directory at the clone.
 pub fn spawn_vfork_holder(

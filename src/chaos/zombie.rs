@@ -5,7 +5,8 @@
 //! * Held by undead: clone children with exit signal 0, so undead's own
 //!   `waitpid(-1)` drain never reaps them; released by `waitpid(pid,
 //!   __WCLONE)`. They are made concurrently, each on a stack of its own
-//!   (1 000 in about 30 ms here), and confirmed with `waitid(WNOWAIT)`.
+//!   (1 000 in about 30 ms here; `pending.rs` forks them a slice at a
+//!   time), and confirmed with `waitid(WNOWAIT)`.
 //! * Under a holder (`--holder`, the stress-ng shape): a live process
 //!   `undead-zholder` is their parent and never waits. Killing it makes the
 //!   zombies orphans; the kernel reparents them to undead (PID 1 or
@@ -16,88 +17,85 @@
 //! as a subreaper, undead's zombies reparent to its own reaper, which reaps
 //! them, and a holder has PR_SET_PDEATHSIG(SIGKILL).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd::{self, ForkResult, Pid};
 
+use super::pending::Check;
+use crate::procfs;
 use crate::sys;
 
-/// Bytes of stack per concurrently created zombie: its whole life is two
-/// libc calls.
-const ZOMBIE_STACK: usize = 8 * 1024;
-
-/// Make up to `n` zombies held by undead, all at once: each child runs on
-/// a stack of its own, so undead forks the next while the last exits (on
-/// the other core). Stops at the first failure (EAGAIN at `pids.max`).
-/// Returns once every child made is a zombie (at most `wait`), with the
-/// error that stopped it.
-pub fn spawn_zombies(n: usize, wait: Duration) -> (Vec<Pid>, Option<Errno>) {
-    let mut stacks = match sys::ZombieStacks::new(n, ZOMBIE_STACK) {
-        Ok(stacks) => stacks,
-        Err(e) => return (Vec::new(), Some(e)),
-    };
-    // Nothing sized by `n` up front: `n` may be large (up to pid_max).
-    let mut made = Vec::new();
-    let mut errno = None;
-    for i in 0..n {
-        match stacks.spawn_zombie(i) {
-            Ok(pid) => made.push(pid),
-            Err(e) => {
-                errno = Some(e);
-                break;
-            }
-        }
-    }
-    let zombies = await_zombies(&made, wait);
-    if zombies.len() < made.len() {
-        // A child may still run on its stack: never unmap it then.
-        std::mem::forget(stacks);
-    }
-    (zombies, errno)
-}
-
-/// Those of `pids` that are zombies, polling until all are (at most
-/// `wait`): `waitid(WNOWAIT | __WCLONE)` reports a clone child only once
-/// it is a zombie, and leaves it one.
-fn await_zombies(pids: &[Pid], wait: Duration) -> Vec<Pid> {
-    let pending = super::settle(pids, wait, crate::reaper::is_zombie_clone);
-    pids.iter().copied().filter(|p| !pending.contains(p)).collect()
-}
+/// How long a holder may take to say how many zombies it made.
+const REPORT_LIMIT: Duration = Duration::from_secs(5);
 
 /// A holder process and the zombies it made.
 pub struct Holder {
     pub pid: Pid,
     pub zombies: Vec<Pid>,
+    /// How many it said it made: confirmed once that many are Z.
+    pub want: usize,
 }
 
-/// Fork `undead-zholder`, which makes `n` zombies and then pauses without
-/// ever waiting. Returns once the holder has said how many it made;
-/// `Err` carries what was made when it fell short.
-pub fn spawn_holder(
-    n: usize,
-    stack: &mut [u8],
-) -> Result<Holder, (Option<Holder>, Errno)> {
-    let (rd, wr) = unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| (None, e))?;
+/// A holder forked, its "made, errno" report not read yet.
+pub struct Reporting {
+    pid: Pid,
+    rd: OwnedFd,
+    until: Instant,
+}
+
+/// Fork `undead-zholder`, which makes `n` zombies, reports how many, and
+/// then pauses without ever waiting.
+pub fn start_holder(n: usize, stack: &mut [u8]) -> Result<Reporting, Errno> {
+    let (rd, wr) = unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
     let parent = unistd::getpid();
-    let pid = match sys::fork() {
-        Err(e) => return Err((None, e)),
-        Ok(ForkResult::Child) => run_holder(n, stack, &wr, parent),
-        Ok(ForkResult::Parent { child }) => child,
+    let pid = match sys::fork()? {
+        ForkResult::Child => run_holder(n, stack, &wr, parent),
+        ForkResult::Parent { child } => child,
     };
-    drop(wr);
-    let (made, errno) = read_report(&rd, pid);
-    let zombies = children_in_state(pid, 'Z', made);
-    let holder = Holder { pid, zombies };
-    match errno {
-        None if holder.zombies.len() == n => Ok(holder),
-        None => Err((Some(holder), Errno::ETIMEDOUT)),
-        Some(e) => Err((Some(holder), e)),
+    Ok(Reporting { pid, rd, until: Instant::now() + REPORT_LIMIT })
+}
+
+impl Reporting {
+    /// The holder and the error that stopped it, once it has reported
+    /// (or given up on: it died, or took too long). Never blocks.
+    pub fn poll(&mut self) -> Option<(Holder, Option<Errno>)> {
+        let mut msg = [0u8; 8];
+        let (want, errno) = match unistd::read(&self.rd, &mut msg) {
+            Ok(8) => {
+                let made =
+                    u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
+                let e = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
+                (made as usize, (e != 0).then(|| Errno::from_raw(e)))
+            }
+            Err(Errno::EAGAIN) if Instant::now() < self.until => return None,
+            _ => {
+                crate::log::error!(
+                    "zombie holder {} did not report",
+                    self.pid
+                );
+                (0, Some(Errno::EIO))
+            }
+        };
+        let holder = Holder { pid: self.pid, zombies: Vec::new(), want };
+        Some((holder, errno))
     }
+}
+
+/// Whether the holder shows all the zombies it made (Z children).
+pub fn check_holder(h: &mut Holder) -> Check {
+    if procfs::state_of(h.pid).is_none_or(|s| matches!(s, 'Z' | 'X')) {
+        return Check::Failed;
+    }
+    h.zombies = procfs::children(h.pid)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&p| procfs::state_of(p) == Some('Z'))
+        .collect();
+    if h.zombies.len() >= h.want { Check::Ready } else { Check::NotYet }
 }
 
 /// The holder's side; never returns. Async-signal-safe syscalls, plus
@@ -126,39 +124,4 @@ fn run_holder(n: usize, stack: &mut [u8], report: &OwnedFd, parent: Pid) -> ! {
     // like any ordinary stuck parent.
     let _ = sys::set_mask(SigmaskHow::SIG_SETMASK, &SigSet::empty());
     sys::pause_forever()
-}
-
-/// Read the holder's "made, errno" message, at most 5 s.
-fn read_report(rd: &OwnedFd, holder: Pid) -> (usize, Option<Errno>) {
-    let mut fds = [PollFd::new(rd.as_fd(), PollFlags::POLLIN)];
-    let _ = poll(&mut fds, PollTimeout::from(5_000u16));
-    let mut msg = [0u8; 8];
-    match unistd::read(rd, &mut msg) {
-        Ok(8) => {
-            let made = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
-            let errno = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
-            (made as usize, (errno != 0).then(|| Errno::from_raw(errno)))
-        }
-        _ => {
-            crate::log::error!("zombie holder {holder} did not report");
-            (0, Some(Errno::EIO))
-        }
-    }
-}
-
-/// Children of `parent` in state `state`, polling until `want` are seen
-/// (at most 2 s).
-fn children_in_state(parent: Pid, state: char, want: usize) -> Vec<Pid> {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let found: Vec<Pid> = crate::procfs::children(parent)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|&p| crate::procfs::state_of(p) == Some(state))
-            .collect();
-        if found.len() >= want || Instant::now() >= deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
 }
