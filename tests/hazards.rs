@@ -16,20 +16,31 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    BIN, Ident, Launch, Mode, Ran, Scratch, Undead, comm, kill, run_ran, stat,
-    status_field, wait_for,
+    BIN, Control, Ident, Launch, Mode, Ran, Scratch, Stat, Undead, comm, kill,
+    run_ran, stat, status_mask, wait_for,
 };
+use crate::{both_modes, check};
 
 /// Bound of every wait for something that should happen at once.
 const T: Duration = Duration::from_secs(10);
 const CLIENT: Duration = Duration::from_secs(20);
 const SLEEP: [&str; 2] = ["sleep", "1000"];
 
-/// One undead with its own control socket, seen from the host.
-struct Session {
-    u: Undead,
-    _dir: Scratch,
-    sock: String,
+/// One undead with its own control socket ([`Control`]), seen from the
+/// host.
+struct Session(Control);
+
+impl std::ops::Deref for Session {
+    type Target = Control;
+    fn deref(&self) -> &Control {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Control {
+        &mut self.0
+    }
 }
 
 impl Session {
@@ -63,37 +74,7 @@ impl Session {
         tweak: impl FnOnce(&mut Command),
     ) -> Session {
         let dir = Scratch::new("hazards");
-        let sock = dir.sock();
-        let mut args = opts.to_vec();
-        args.extend(["--control", sock.as_str(), "--"]);
-        args.extend(cmd);
-        let mut u = Undead::launch(mode, how, &args, tweak);
-        let up = wait_for(T, || {
-            if Path::new(&sock).exists() {
-                return Some(None);
-            }
-            u.wait(Duration::ZERO).map(Some)
-        });
-        let s = Session { u, _dir: dir, sock };
-        match up {
-            Some(None) => s,
-            Some(Some(code)) => s.fail(&format!("undead exited {code}")),
-            None => s.fail("no control socket"),
-        }
-    }
-
-    fn client(&self, args: &[&str]) -> Ran {
-        let mut c = Command::new(BIN);
-        c.args(args).args(["--control", &self.sock]);
-        run_ran(&mut c, CLIENT)
-    }
-
-    fn ok(&self, args: &[&str]) -> Ran {
-        let r = self.client(args);
-        if r.code != 0 {
-            self.fail(&format!("`undead {}` failed: {r:?}", args.join(" ")));
-        }
-        r
+        Session(Control::launch(dir, mode, how, opts, cmd, tweak))
     }
 
     /// Create and map the printed pids to host identities.
@@ -102,13 +83,6 @@ impl Session {
         let pids: Vec<i32> =
             r.stdout.lines().filter_map(|l| l.trim().parse().ok()).collect();
         pids.into_iter().map(|p| self.host(p)).collect()
-    }
-
-    fn host(&self, ns: i32) -> Ident {
-        self.u
-            .host_pid(ns)
-            .and_then(Ident::of)
-            .unwrap_or_else(|| self.fail(&format!("no process for pid {ns}")))
     }
 
     /// Host pids under undead named `name`, not dead. Walks the children
@@ -130,60 +104,6 @@ impl Session {
             .max_by_key(Vec::len)
             .unwrap_or_default()
     }
-
-    fn until(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut f: impl FnMut() -> bool,
-    ) {
-        if wait_for(timeout, || f().then_some(())).is_none() {
-            self.fail(&format!("timed out after {timeout:?}: {what}"));
-        }
-    }
-
-    fn fail(&self, msg: &str) -> ! {
-        let table: Vec<String> = self
-            .u
-            .descendants()
-            .into_iter()
-            .filter_map(|p| {
-                let (s, pp) = stat(p)?;
-                Some(format!("{p:>7} {pp:>7} {s} {}", comm(p)?))
-            })
-            .collect();
-        panic!(
-            "\n{msg}\n mode: {:?}, undead host pid {}\n stderr:\n{}\n \
-             under undead:\n{}\n",
-            self.u.mode,
-            self.u.pid,
-            self.u.stderr(),
-            table.join("\n")
-        );
-    }
-}
-
-macro_rules! check {
-    ($s:expr, $cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            $s.fail(&format!($($fmt)+));
-        }
-    };
-}
-
-macro_rules! both_modes {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn pid1() {
-                super::$name(super::Mode::Pid1);
-            }
-            #[test]
-            fn subreaper() {
-                super::$name(super::Mode::Subreaper);
-            }
-        }
-    )*};
 }
 
 both_modes!(
@@ -228,22 +148,17 @@ fn bit(sig: i32) -> u64 {
 }
 
 fn mask(pid: i32, key: &str) -> u64 {
-    status_field(pid, key)
-        .and_then(|v| u64::from_str_radix(&v, 16).ok())
-        .unwrap_or(0)
+    status_mask(pid, key).unwrap_or(0)
 }
 
 /// (pgid, sid) of a host process.
 fn group_session(pid: i32) -> Option<(i32, i32)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut f = text[text.rfind(')')? + 2..].split(' ').skip(2);
-    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    Stat::of(pid).map(|s| (s.pgrp, s.session))
 }
 
 /// `/proc/PID/stat` field 52: the wait status of a zombie.
 fn exit_status(pid: i32) -> Option<i64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    text[text.rfind(')')? + 2..].split(' ').nth(49)?.trim().parse().ok()
+    Stat::of(pid).map(|s| s.exit_code)
 }
 
 // ---------------------------------------------------------------------------
@@ -916,18 +831,9 @@ fn slow_unheld_wait_all_gets_term_and_drains(mode: Mode) {
 // PID 1's cost of hoppers
 // ---------------------------------------------------------------------------
 
-/// utime+stime of a process, in clock ticks.
+/// utime+stime of a process, in clock ticks (0 once it is gone).
 fn cpu_ticks(pid: i32) -> u64 {
-    let text =
-        fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = text.rfind(')').map_or("", |i| &text[i + 2..]);
-    let f: Vec<u64> = rest
-        .split(' ')
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    f.iter().sum()
+    Stat::of(pid).map_or(0, |s| s.utime + s.stime)
 }
 
 #[test]

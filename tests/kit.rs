@@ -22,8 +22,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    BIN, Ident, KillOnDrop, Mode, Ran, Scratch, Stat, Undead, comm, exec,
-    run_ran, stat, status_mask, wait_for, wchan,
+    BIN, Control, Ident, KillOnDrop, Launch, Mode, Ran, Scratch, Stat, Undead,
+    comm, exec, run_ran, stat, status_mask, wait_for, wchan,
 };
 use crate::{both_modes, check};
 
@@ -46,12 +46,20 @@ struct P {
 }
 
 /// A running undead serving a control socket in its own scratch directory
-/// (tests run in parallel: nothing is shared). Drops undead first (killing
-/// what it started), then the directory.
-struct Session {
-    u: Undead,
-    dir: Scratch,
-    sock: String,
+/// ([`Control`]), with the kit's own views of the tree.
+struct Session(Control);
+
+impl std::ops::Deref for Session {
+    type Target = Control;
+    fn deref(&self) -> &Control {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Control {
+        &mut self.0
+    }
 }
 
 impl Session {
@@ -66,42 +74,8 @@ impl Session {
         cmd: &[&str],
         tweak: impl FnOnce(&mut Command),
     ) -> Session {
-        let sock = dir.sock();
-        // The options first: see `option_values_do_not_end_the_options`.
-        let mut args = opts.to_vec();
-        args.extend(["--control", sock.as_str(), "--"]);
-        args.extend(cmd);
-        let mut u = Undead::start_with(mode, &args, tweak);
-        // The socket file appears only once undead listens (README, "What
-        // undead does as an init").
-        let up = wait_for(T, || {
-            if Path::new(&sock).exists() {
-                return Some(None);
-            }
-            u.wait(Duration::ZERO).map(Some)
-        });
-        let s = Session { u, dir, sock };
-        match up {
-            Some(None) => s,
-            Some(Some(code)) => s.fail(&format!("undead exited {code}")),
-            None => s.fail("no control socket"),
-        }
-    }
-
-    /// `undead ARGS --control SOCK`, run from the host.
-    fn client(&self, args: &[&str]) -> Ran {
-        let mut c = Command::new(BIN);
-        c.args(args).args(["--control", &self.sock]);
-        run_ran(&mut c, CLIENT)
-    }
-
-    /// A client verb that must succeed.
-    fn ok(&self, args: &[&str]) -> Ran {
-        let r = self.client(args);
-        if r.code != 0 {
-            self.fail(&format!("`undead {}` failed: {r:?}", args.join(" ")));
-        }
-        r
+        let how = Launch::default();
+        Session(Control::launch(dir, mode, &how, opts, cmd, tweak))
     }
 
     /// Every process under undead (host pids), undead excluded.
@@ -138,29 +112,6 @@ impl Session {
         (n('Z'), n('D'))
     }
 
-    /// The host identity of a pid a verb printed (undead's namespace).
-    fn host(&self, ns: i32) -> Ident {
-        self.u
-            .host_pid(ns)
-            .and_then(Ident::of)
-            .unwrap_or_else(|| self.fail(&format!("no process for pid {ns}")))
-    }
-
-    /// Poll `cond` for at most `timeout`; fail with context if it never
-    /// holds.
-    fn until(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut cond: impl FnMut() -> bool,
-    ) {
-        if wait_for(timeout, || cond().then_some(())).is_none() {
-            self.fail(&format!(
-                "timed out after {timeout:?} waiting for {what}"
-            ));
-        }
-    }
-
     /// undead exits with `want` (within T), and none of `held` (not even
     /// a zombie) outlived it.
     fn exits_leaving_none(&mut self, want: i32, held: &[Ident]) {
@@ -168,12 +119,6 @@ impl Session {
         check!(self, code == Some(want), "exit {code:?}, want {want}");
         let left: Vec<&Ident> = held.iter().filter(|i| i.present()).collect();
         check!(self, left.is_empty(), "outlived undead: {left:?}");
-    }
-
-    /// Fail with undead's stderr and the process table under it.
-    #[track_caller]
-    fn fail(&self, msg: &str) -> ! {
-        self.u.fail(msg)
     }
 
     /// `status --json`, checked to be JSON, as Python re-renders `expr`

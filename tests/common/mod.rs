@@ -10,10 +10,13 @@
 //! - `run`: `wait_for` and the one run-to-completion, `exec` (a `Ran`);
 //! - `undead`: `Mode`, `both_modes!`, `Scratch`, `Undead`, `eqnice!`,
 //!   `check!`;
+//! - `control`: `Control`, one undead serving its control socket, and
+//!   the client verbs against it;
 //! - `fusectl`: aborting a test's own stuck FUSE connections;
 //! - `pty`: a pseudo-terminal.
 #![allow(dead_code, unused_imports)]
 
+pub mod control;
 pub mod fusectl;
 pub mod proc;
 pub mod pty;
@@ -23,6 +26,7 @@ pub mod undead;
 use std::path::Path;
 use std::time::Duration;
 
+pub use control::Control;
 pub use proc::{
     Ident, Kill, KillOnDrop, Stat, alive, all_descendants, all_pids,
     children_of, comm, descendants, kill, ns_pid, starttime, stat,
