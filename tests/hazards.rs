@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::control::CLIENT;
 use crate::common::{
     BIN, Control, Ident, Launch, Mode, Ran, Scratch, Stat, Undead, comm, kill,
     run_ran, stat, status_mask, wait_for,
@@ -23,7 +24,6 @@ use crate::{both_modes, check};
 
 /// Bound of every wait for something that should happen at once.
 const T: Duration = Duration::from_secs(10);
-const CLIENT: Duration = Duration::from_secs(20);
 const SLEEP: [&str; 2] = ["sleep", "1000"];
 
 /// One undead with its own control socket ([`Control`]), seen from the
@@ -880,13 +880,7 @@ mod engine {
 
     use crate::common::{BIN, Ran, run_ran};
 
-    pub const BUSYBOX: &str = "/bin/busybox";
-    const DOCKERFILE: &str = r#"FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p /tmp /run /sbin /data"]
-COPY undead /undead
-ENTRYPOINT ["/undead", "--"]
-"#;
+    pub use crate::common::engine::{BUSYBOX, DOCKERFILE};
 
     pub fn docker(args: &[&str]) -> Ran {
         let mut c = Command::new("docker");
@@ -972,6 +966,38 @@ ENTRYPOINT ["/undead", "--"]
             r.stdout.trim().parse().unwrap_or(-1)
         }
 
+        /// A new image's `sleep 600` under undead `--wait-all --grace
+        /// GRACE` that raised `RAISE` at start, once undead answers.
+        pub fn wait_all(
+            &mut self,
+            what: &str,
+            grace: &str,
+            raise: &str,
+        ) -> String {
+            let img = self.image();
+            let c = self.name(what);
+            let grace = format!("UNDEAD_GRACE={grace}");
+            let raise = format!("UNDEAD_RAISE={raise}");
+            let r = docker(&[
+                "run",
+                "-d",
+                "--name",
+                &c,
+                "-e",
+                "UNDEAD_WAIT_ALL=1",
+                "-e",
+                &grace,
+                "-e",
+                &raise,
+                &img,
+                "sleep",
+                "600",
+            ]);
+            assert_eq!(r.code, 0, "{r:?}");
+            self.wait_up(&c);
+            c
+        }
+
         /// Waits until undead in `c` answers `status`.
         pub fn wait_up(&self, c: &str) {
             let up = crate::common::wait_for(Duration::from_secs(20), || {
@@ -1015,25 +1041,7 @@ fn docker_deaf_unheld_wait_all_grace() {
         return;
     }
     let mut d = Dock::default();
-    let img = d.image();
-    let c = d.name("deaf");
-    let r = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        "-e",
-        "UNDEAD_WAIT_ALL=1",
-        "-e",
-        "UNDEAD_GRACE=3s",
-        "-e",
-        "UNDEAD_RAISE=deaf 2 --unheld",
-        &img,
-        "sleep",
-        "600",
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
-    d.wait_up(&c);
+    let c = d.wait_all("deaf", "3s", "deaf 2 --unheld");
     let st = d.undead(&c, &["status"]);
     assert_eq!(st.stdout.matches("unheld").count(), 2, "{st:?}");
     let stop = docker(&["stop", "-t", "30", &c]);
@@ -1052,25 +1060,7 @@ fn docker_slow_unheld_drains_within_the_grace() {
         return;
     }
     let mut d = Dock::default();
-    let img = d.image();
-    let c = d.name("slow");
-    let r = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        "-e",
-        "UNDEAD_WAIT_ALL=1",
-        "-e",
-        "UNDEAD_GRACE=20s",
-        "-e",
-        "UNDEAD_RAISE=slow 1 --exit-after 2s --unheld",
-        &img,
-        "sleep",
-        "600",
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
-    d.wait_up(&c);
+    let c = d.wait_all("slow", "20s", "slow 1 --exit-after 2s --unheld");
     let stop = docker(&["stop", "-t", "30", &c]);
     println!(
         "docker stop, slow --exit-after 2s, --grace 20s: {:?}",

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::control::CLIENT;
 use crate::common::{
     BIN, Control, Ident, KillOnDrop, Launch, Mode, Ran, Scratch, Stat, Undead,
     comm, exec, run_ran, stat, status_mask, wait_for, wchan,
@@ -29,8 +30,6 @@ use crate::{both_modes, check};
 
 /// Bound of every wait for something that should happen at once.
 const T: Duration = Duration::from_secs(10);
-/// Client verbs: undead bounds creation to a few seconds itself.
-const CLIENT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------
 // Fixture: one undead with its own control socket, seen from the host

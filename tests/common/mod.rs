@@ -12,11 +12,13 @@
 //!   `check!`;
 //! - `control`: `Control`, one undead serving its control socket, and
 //!   the client verbs against it;
+//! - `engine`: the scratch image of the container-engine tests;
 //! - `fusectl`: aborting a test's own stuck FUSE connections;
 //! - `pty`: a pseudo-terminal.
 #![allow(dead_code, unused_imports)]
 
 pub mod control;
+pub mod engine;
 pub mod fusectl;
 pub mod proc;
 pub mod pty;
