@@ -20,28 +20,17 @@ use crate::common::{
     BIN, Control, Ident, Launch, Mode, Ran, Scratch, Stat, Undead, comm, kill,
     run_ran, stat, status_mask, wait_for,
 };
-use crate::{both_modes, check};
+use crate::{both_modes, check, control_newtype};
 
 /// Bound of every wait for something that should happen at once.
 const T: Duration = Duration::from_secs(10);
 const SLEEP: [&str; 2] = ["sleep", "1000"];
 
-/// One undead with its own control socket ([`Control`]), seen from the
-/// host.
-struct Session(Control);
-
-impl std::ops::Deref for Session {
-    type Target = Control;
-    fn deref(&self) -> &Control {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut Control {
-        &mut self.0
-    }
-}
+control_newtype!(
+    /// One undead with its own control socket ([`Control`]), seen from the
+    /// host.
+    Session
+);
 
 impl Session {
     fn start(mode: Mode, opts: &[&str], cmd: &[&str]) -> Session {

@@ -26,7 +26,7 @@ use crate::common::{
     BIN, Control, Ident, KillOnDrop, Launch, Mode, Ran, Scratch, Stat, Undead,
     comm, exec, run_ran, stat, status_mask, wait_for, wchan,
 };
-use crate::{both_modes, check};
+use crate::{both_modes, check, control_newtype};
 
 /// Bound of every wait for something that should happen at once.
 const T: Duration = Duration::from_secs(10);
@@ -44,22 +44,11 @@ struct P {
     comm: String,
 }
 
-/// A running undead serving a control socket in its own scratch directory
-/// ([`Control`]), with the kit's own views of the tree.
-struct Session(Control);
-
-impl std::ops::Deref for Session {
-    type Target = Control;
-    fn deref(&self) -> &Control {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Session {
-    fn deref_mut(&mut self) -> &mut Control {
-        &mut self.0
-    }
-}
+control_newtype!(
+    /// A running undead serving a control socket in its own scratch directory
+    /// ([`Control`]), with the kit's own views of the tree.
+    Session
+);
 
 impl Session {
     fn start(mode: Mode, opts: &[&str], cmd: &[&str]) -> Session {

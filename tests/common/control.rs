@@ -114,3 +114,26 @@ impl Control {
         self.u.fail(msg)
     }
 }
+
+/// `control_newtype!(Session)`: declares `struct Session(Control)` that
+/// derefs to its [`Control`], for a test module's own views of it.
+#[macro_export]
+macro_rules! control_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        struct $name($crate::common::Control);
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::common::Control;
+            fn deref(&self) -> &$crate::common::Control {
+                &self.0
+            }
+        }
+
+        impl std::ops::DerefMut for $name {
+            fn deref_mut(&mut self) -> &mut $crate::common::Control {
+                &mut self.0
+            }
+        }
+    };
+}
