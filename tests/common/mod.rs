@@ -35,7 +35,7 @@ pub use proc::{
     stat_fields, state, status_field, status_mask, wchan,
 };
 pub use pty::Pty;
-pub use run::{Ran, exec, run_cmd, run_ran, wait_every, wait_for};
+pub use run::{Ran, exec, exec_term, run_cmd, run_ran, wait_every, wait_for};
 pub use undead::{
     BIN, Launch, MODES, Mode, Scratch, Undead, command, command_in, run,
 };
