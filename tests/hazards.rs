@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::PidsCgroup;
 use crate::common::control::CLIENT;
 use crate::common::{
     BIN, Control, Ident, Launch, Mode, Ran, Scratch, Stat, Undead, comm, kill,
@@ -436,66 +437,13 @@ fn status_ps_and_report_mark_held_and_unheld(mode: Mode) {
 // pids.max
 // ---------------------------------------------------------------------------
 
-/// A fresh v1 pids cgroup, removed on drop (its processes killed first).
-struct PidsCgroup(PathBuf);
-
-impl PidsCgroup {
-    fn new(tag: &str, max: u32) -> PidsCgroup {
-        let dir = PathBuf::from(format!(
-            "/sys/fs/cgroup/pids/undead-test-hz-{}-{tag}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir(&dir);
-        fs::create_dir(&dir).unwrap();
-        fs::write(dir.join("pids.max"), max.to_string()).unwrap();
-        PidsCgroup(dir)
-    }
-
-    fn procs(&self) -> Vec<i32> {
-        fs::read_to_string(self.0.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.parse().ok())
-            .collect()
-    }
-
-    fn join_at_exec(&self, cmd: &mut Command) {
-        use std::os::unix::process::CommandExt;
-        let path = self.0.join("cgroup.procs");
-        let procs = fs::OpenOptions::new().write(true).open(path).unwrap();
-        // SAFETY: write(2) on a descriptor the closure owns.
-        unsafe {
-            cmd.pre_exec(move || {
-                use std::os::fd::AsRawFd;
-                let fd = procs.as_raw_fd();
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-}
-
-impl Drop for PidsCgroup {
-    fn drop(&mut self) {
-        let _ = wait_for(T, || {
-            let left = self.procs();
-            left.iter().for_each(|&p| kill(p, libc::SIGKILL));
-            left.is_empty().then_some(())
-        });
-        if wait_for(T, || fs::remove_dir(&self.0).ok()).is_none() {
-            eprintln!("could not remove cgroup {}", self.0.display());
-        }
-    }
-}
-
 fn pids_max_stops_creation_and_hoppers_keep_their_number(mode: Mode) {
     if !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
         eprintln!("skipping: no v1 pids cgroup");
         return;
     }
     let cg = PidsCgroup::new(&format!("{mode:?}"), 16);
+    let cg = cg.expect("a writable pids cgroup");
     let s = Session::start_with(mode, &[], &SLEEP, |c| cg.join_at_exec(c));
     let r = s.client(&["stopped", "50"]);
     check!(s, r.code == 1, "stopped 50 at pids.max=16: {r:?}");
@@ -506,7 +454,7 @@ fn pids_max_stops_creation_and_hoppers_keep_their_number(mode: Mode) {
     s.until("stopped released", T, || s.live("undead-stopped").is_empty());
     // Room for exactly 2 more processes: 2 lines that cannot fork.
     let used = cg.procs().len() as u32;
-    fs::write(cg.0.join("pids.max"), (used + 2).to_string()).unwrap();
+    cg.set_max(used + 2).unwrap();
     let r = s.client(&["hopper", "2"]);
     check!(s, r.code == 0, "hopper 2 with room for 2: {r:?}");
     let first = s.hoppers();

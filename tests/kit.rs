@@ -16,15 +16,14 @@ use std::net::Shutdown;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::control::CLIENT;
 use crate::common::{
-    BIN, Control, Ident, KillOnDrop, Launch, Mode, Ran, Scratch, Stat, Undead,
-    comm, exec, run_ran, stat, status_mask, wait_for, wchan,
+    BIN, Control, Ident, KillOnDrop, Launch, Mode, PidsCgroup, Ran, Scratch,
+    Stat, Undead, comm, exec, run_ran, stat, status_mask, wait_for, wchan,
 };
 use crate::{both_modes, check, control_newtype};
 
@@ -1096,88 +1095,9 @@ fn client_exit_codes() {
 // pids.max
 // ---------------------------------------------------------------------------
 
-/// A fresh pids cgroup (v1 `/sys/fs/cgroup/pids`, else v2), removed on
-/// drop: its processes (ours) are killed, waited for, then it is rmdir'd.
-struct PidsCgroup {
-    dir: PathBuf,
-}
-
-impl PidsCgroup {
-    fn new(tag: &str, max: u32) -> PidsCgroup {
-        let v1 = Path::new("/sys/fs/cgroup/pids");
-        let root = if v1.join("cgroup.procs").exists() {
-            v1.to_path_buf()
-        } else {
-            let v2 = Path::new("/sys/fs/cgroup");
-            let ctl = fs::read_to_string(v2.join("cgroup.controllers"));
-            assert!(
-                ctl.is_ok_and(|c| c.split(' ').any(|w| w.trim() == "pids")),
-                "no pids cgroup controller (v1 or v2)"
-            );
-            let _ = fs::write(v2.join("cgroup.subtree_control"), "+pids");
-            v2.to_path_buf()
-        };
-        let dir =
-            root.join(format!("undead-test-{}-{tag}", std::process::id()));
-        let _ = fs::remove_dir(&dir);
-        fs::create_dir(&dir).unwrap();
-        let cg = PidsCgroup { dir };
-        fs::write(cg.dir.join("pids.max"), max.to_string()).unwrap();
-        cg
-    }
-
-    fn procs(&self) -> Vec<i32> {
-        fs::read_to_string(self.dir.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.parse().ok())
-            .collect()
-    }
-
-    /// Wait (bounded) until no process is left in the cgroup.
-    fn until_empty(&self) -> bool {
-        wait_for(T, || self.procs().is_empty().then_some(())).is_some()
-    }
-
-    /// Make the spawned process join the cgroup before it execs.
-    fn join_at_exec(&self, cmd: &mut Command) {
-        let procs = fs::OpenOptions::new()
-            .write(true)
-            .open(self.dir.join("cgroup.procs"))
-            .unwrap();
-        // SAFETY: the closure only calls write(2) on a descriptor it owns
-        // (kept alive by the moved File), which is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                use std::os::fd::AsRawFd;
-                let fd = procs.as_raw_fd();
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-}
-
-impl Drop for PidsCgroup {
-    fn drop(&mut self) {
-        let empty = wait_for(T, || {
-            let left = self.procs();
-            for &p in &left {
-                crate::common::kill(p, libc::SIGKILL);
-            }
-            left.is_empty().then_some(())
-        });
-        let removed = wait_for(T, || fs::remove_dir(&self.dir).ok());
-        if empty.is_none() || removed.is_none() {
-            eprintln!("could not remove cgroup {}", self.dir.display());
-        }
-    }
-}
-
 fn pids_max_stops_creation_and_undead_goes_on(mode: Mode) {
     let cg = PidsCgroup::new(&format!("{mode:?}"), 20);
+    let cg = cg.expect("a writable pids cgroup");
     let s = Session::start_in(Scratch::new("kit"), mode, &[], &SLEEP, |c| {
         cg.join_at_exec(c)
     });

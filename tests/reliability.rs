@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::PidsCgroup;
 use crate::common::fusectl::{abort_stuck, connections_of};
 use crate::common::{
     BIN, Control, Ident, Launch, Mode, Scratch, Undead, comm, run_ran, state,
@@ -428,50 +429,14 @@ fn reaped_fuse_victims_are_forgotten(mode: Mode) {
 // Defect 9: a failed spawn leaves nothing behind
 // ---------------------------------------------------------------------------
 
-/// A v1 pids cgroup of the test's own, emptied (SIGKILL) and removed on
-/// drop.
-struct Pids(std::path::PathBuf);
-
-impl Pids {
-    fn new(tag: &str, max: u32) -> Option<Pids> {
-        let root = Path::new("/sys/fs/cgroup/pids");
-        let dir =
-            root.join(format!("undead-rel-{}-{tag}", std::process::id()));
-        let _ = fs::remove_dir(&dir);
-        fs::create_dir(&dir).ok()?;
-        let cg = Pids(dir);
-        fs::write(cg.0.join("pids.max"), max.to_string()).ok()?;
-        Some(cg)
-    }
-
-    /// `sh -c 'join; exec "$@"' sh`: what follows runs in the cgroup.
-    fn join(&self) -> String {
-        format!("echo $$ > {}/cgroup.procs; exec \"$@\"", self.0.display())
-    }
-}
-
-impl Drop for Pids {
-    fn drop(&mut self) {
-        let procs = self.0.join("cgroup.procs");
-        let _ = wait_for(T, || {
-            let text = fs::read_to_string(&procs).unwrap_or_default();
-            let left: Vec<i32> =
-                text.lines().filter_map(|l| l.parse().ok()).collect();
-            left.iter().for_each(|&p| crate::common::kill(p, libc::SIGKILL));
-            left.is_empty().then_some(())
-        });
-        let _ = wait_for(T, || fs::remove_dir(&self.0).ok());
-    }
-}
-
 /// At pids.max the child cannot be forked: undead says so (exit 1),
 /// releases what it raised and removes its socket file. See: #10 (9)
 fn failed_spawn_releases_and_removes_the_socket(mode: Mode) {
-    let Some(cg) = Pids::new(&format!("{mode:?}"), 10) else {
+    let Some(cg) = PidsCgroup::new(&format!("{mode:?}"), 10) else {
         eprintln!("skipped: no writable v1 pids cgroup");
         return;
     };
-    let join = cg.join();
+    let join = cg.join_script();
     let wrap = ["sh", "-c", join.as_str(), "sh"];
     let how = match mode {
         Mode::Pid1 => {

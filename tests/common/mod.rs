@@ -10,6 +10,7 @@
 //! - `run`: `wait_for` and the one run-to-completion, `exec` (a `Ran`);
 //! - `undead`: `Mode`, `both_modes!`, `Scratch`, `Undead`, `eqnice!`,
 //!   `check!`;
+//! - `cgroup`: `PidsCgroup`, a pids cgroup of the test's own;
 //! - `control`: `Control`, one undead serving its control socket, and
 //!   the client verbs against it;
 //! - `engine`: the scratch image of the container-engine tests;
@@ -17,6 +18,7 @@
 //! - `pty`: a pseudo-terminal.
 #![allow(dead_code, unused_imports)]
 
+pub mod cgroup;
 pub mod control;
 pub mod engine;
 pub mod fusectl;
@@ -28,6 +30,7 @@ pub mod undead;
 use std::path::Path;
 use std::time::Duration;
 
+pub use cgroup::PidsCgroup;
 pub use control::Control;
 pub use proc::{
     Ident, Kill, KillOnDrop, Stat, alive, all_descendants, all_pids,
