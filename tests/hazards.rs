@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::PidsCgroup;
 use crate::common::control::CLIENT;
 use crate::common::{
     BIN, Control, Ident, Launch, Mode, Ran, Scratch, Stat, Undead, comm, kill,
     run_ran, stat, status_mask, wait_for,
 };
+use crate::common::{PidsCgroup, SHRUGGED};
 use crate::{both_modes, check, control_newtype};
 
 /// Bound of every wait for something that should happen at once.
@@ -186,20 +186,11 @@ fn stopped_holds_term_pending_until_cont(mode: Mode) {
 fn deaf_ignores_the_list_and_dies_to_kill(mode: Mode) {
     let s = Session::start(mode, &[], &SLEEP);
     let p = s.raise(&["deaf", "1"])[0];
-    let list = [
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGPIPE,
-        libc::SIGALRM,
-    ];
+    let list = [&SHRUGGED[..], &[libc::SIGPIPE, libc::SIGALRM]].concat();
     let want = list.iter().fold(0, |m, &sig| m | bit(sig));
     check!(s, mask(p.pid, "SigIgn") & want == want, "SigIgn of {p:?}");
     check!(s, p.state() == Some('S'), "deaf is S");
-    for sig in list {
+    for &sig in &list {
         kill(p.pid, sig);
     }
     std::thread::sleep(Duration::from_millis(300));

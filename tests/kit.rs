@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::control::CLIENT;
 use crate::common::{
-    BIN, Control, Ident, KillOnDrop, Launch, Mode, PidsCgroup, Ran, Scratch,
-    Stat, Undead, comm, exec, run_ran, stat, status_mask, wait_for, wchan,
+    BIN, Control, Ident, KillOnDrop, Launch, Mode, PidsCgroup, Ran, SHRUGGED,
+    Scratch, Stat, Undead, comm, exec, run_ran, stat, status_mask, wait_for,
+    wchan,
 };
 use crate::{both_modes, check, control_newtype};
 
@@ -453,14 +454,7 @@ fn vfork_holder_shrugs_off_term_like_signals_but_not_kill(mode: Mode) {
     let holder = s.host(pids(&s.ok(&["dstate", "1"]))[0]);
     let stall = s.procs().into_iter().find(|p| p.ppid == holder.pid);
     let stall = stall.unwrap_or_else(|| s.fail("no stalled child")).id;
-    let shrugged = [
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-    ];
+    let shrugged = SHRUGGED;
     let mask = shrugged.iter().fold(0u64, |m, &sig| m | 1 << (sig - 1));
     let ign = status_mask(holder.pid, "SigIgn").unwrap_or(0);
     check!(s, ign & mask == mask, "SigIgn {ign:x} lacks {mask:x}");

@@ -43,6 +43,17 @@ pub use undead::{
     BIN, Launch, MODES, Mode, Scratch, Undead, command, command_in, run,
 };
 
+/// The signals undead's kit processes ignore (a vfork holder, `deaf`
+/// among more): those a runtime or a terminal sends to end a process.
+pub const SHRUGGED: [i32; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
