@@ -14,7 +14,7 @@ use crate::common::{
     KillOnDrop, Mode, Scratch, Stat, Undead, all_descendants, children_of,
     comm, command, exec, state, status_mask, wait_for,
 };
-use crate::{both_modes, eqnice};
+use crate::{both_modes, check, eqnice};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -32,7 +32,8 @@ fn group_and_session(pid: i32) -> Option<(i64, i64)> {
 
 /// The child `sh` and its one grandchild `sleep`, once both are there.
 fn child_and_grandchild(u: &Undead) -> (i32, i32) {
-    let child = u.main_child("sh", T).expect("no child");
+    let child = u.main_child("sh", T);
+    let child = child.unwrap_or_else(|| u.fail("no child"));
     let grand = wait_for(T, || {
         children_of(child)
             .into_iter()
@@ -115,12 +116,12 @@ fn guard_decides_whether_a_sigkilled_subreaper_takes_the_group() {
         // Dead, or a zombie waiting for whoever inherited it.
         let gone = |p: i32| matches!(state(p), None | Some('Z'));
         let child_gone = wait_for(T, || gone(child).then_some(()));
-        assert!(child_gone.is_some(), "guard={guard}: child {child} lives");
+        check!(u, child_gone.is_some(), "guard={guard}: child {child} lives");
         // With the guard: gone within the bound. Without: still there
         // after a while (the bound of the negative case is shorter).
         let limit = Duration::from_millis(if guard { 5000 } else { 500 });
         let grand_gone = wait_for(limit, || gone(grand).then_some(()));
-        assert_eq!(grand_gone.is_some(), guard, "grandchild {grand}");
+        eqnice!(guard, grand_gone.is_some(), u, "grandchild {grand}");
     }
 }
 
@@ -168,7 +169,8 @@ fn child_session_without_a_terminal(mode: Mode) {
                 c.env("UNDEAD_SETSID", "1");
             }
         });
-        let child = u.main_child("sleep", T).expect("no child");
+        let child = u.main_child("sleep", T);
+        let child = child.unwrap_or_else(|| u.fail("no child"));
         let (pgrp, sid) = group_and_session(child).unwrap_or_default();
         let undead_sid = group_and_session(u.pid).map(|g| g.1);
         eqnice!(i64::from(child), pgrp, u);
@@ -177,7 +179,11 @@ fn child_session_without_a_terminal(mode: Mode) {
         eqnice!(want, Some(sid), u);
         // Control: the two cases differ (undead is not itself the
         // child's session leader by accident).
-        assert_ne!(undead_sid, Some(i64::from(child)));
+        check!(
+            u,
+            undead_sid != Some(i64::from(child)),
+            "undead leads {child}"
+        );
     }
 }
 
