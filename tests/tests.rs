@@ -25,6 +25,9 @@ mod report;
 /// The undead kit I: zombies, withheld reaping, vfork D state, control socket.
 mod kit;
 
+/// The teardown scorecard: its Python unit tests and the --quick Docker run.
+mod scorecard;
+
 /// Kubernetes through its CRI: a private containerd driven as kubelet
 /// drives it (engines/ scenarios).
 mod cri;
