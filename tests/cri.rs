@@ -7,12 +7,11 @@
 //! Skipped, with the reason printed, only where containerd, runc or the
 //! CRI client's venv (engines/setup.sh) is missing: CI installs them.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::common::{BIN, kill, wait_for};
+use crate::common::{BIN, exec_term};
 use crate::json::{self, Value};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -68,38 +67,15 @@ pub(crate) fn scenario(
         );
         return None;
     };
-    let start = Instant::now();
-    let mut child = Command::new(python)
-        .args(["-m", &format!("engines.scenarios.{module}"), "--undead", BIN])
+    let mut c = Command::new(python);
+    c.args(["-m", &format!("engines.scenarios.{module}"), "--undead", BIN])
         .args(args)
         .current_dir(REPO)
         .env("PYTHONPATH", REPO)
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the scenario's python");
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let pid = child.id() as i32;
-    let mut status = wait_for(limit, || child.try_wait().ok().flatten());
-    if status.is_none() {
-        kill(pid, libc::SIGTERM);
-        status = wait_for(Duration::from_secs(90), || {
-            child.try_wait().ok().flatten()
-        });
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
-    let code = status
-        .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
-    let said = format!(
-        "{module} {args:?} -> {code:?} in {:?}\n--- stdout\n{stdout}\
-         --- stderr\n{stderr}",
-        start.elapsed()
-    );
+        .env("PYTHONUNBUFFERED", "1");
+    let r = exec_term(&mut c, None, limit, Duration::from_secs(90));
+    let said = format!("{module} {args:?} -> {r}");
+    let (code, stdout) = (Some(r.code).filter(|&c| c != -1), &r.stdout);
     assert!(code.is_some(), "not finished within {limit:?}: {said}");
     if code == Some(SKIP) {
         eprintln!("skipping {test}: {}", stdout.trim());
@@ -114,19 +90,7 @@ pub(crate) fn scenario(
     let result = json::parse(line)
         .unwrap_or_else(|e| panic!("RESULT is not JSON ({e:?}): {said}"));
     eprintln!("{test}: {line}");
-    Some(Scenario { result, stderr })
-}
-
-fn drain<R: std::io::Read + Send + 'static>(
-    pipe: Option<R>,
-) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_string(&mut s);
-        }
-        s
-    })
+    Some(Scenario { result, stderr: r.stderr })
 }
 
 const LIMIT: Duration = Duration::from_secs(240);

@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::engine::{BUSYBOX, DOCKERFILE};
 use crate::common::fusectl::{abort_stuck, undead_fuse_connections};
 use crate::common::{
     Ident, KillOnDrop, Ran, Stat, all_descendants, exec, kill, wait_every,
@@ -29,17 +30,6 @@ use crate::common::{
 const UNDEAD: &str = env!("CARGO_BIN_EXE_undead");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-/// Debian's busybox-static: a static shell and coreutils for scratch images.
-const BUSYBOX: &str = "/bin/busybox";
-
-/// The image the engine tests run: busybox for a shell, undead as the
-/// ENTRYPOINT in the form docker-init is invoked (`INIT -- CMD...`).
-const TEST_DOCKERFILE: &str = r#"FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p /tmp /run /sbin"]
-COPY undead /undead
-ENTRYPOINT ["/undead", "--"]
-"#;
 
 /// `docker stop` must return well before Docker's own SIGKILL timeout.
 const STOP_TIMEOUT_S: &str = "30";
@@ -100,7 +90,7 @@ fn engine_or_skip(test: &str) -> bool {
     }
 }
 
-/// The test's [`Cleanup`] guard and its image (see [`TEST_DOCKERFILE`]),
+/// The test's [`Cleanup`] guard and its image (see [`DOCKERFILE`]),
 /// or `None` when the engine does not answer (then the test skips).
 fn engine(test: &str) -> Option<(Cleanup, String)> {
     if !engine_or_skip(test) {
@@ -208,7 +198,7 @@ impl Cleanup {
         c
     }
 
-    /// The image every engine test uses (see [`TEST_DOCKERFILE`]).
+    /// The image every engine test uses (see [`DOCKERFILE`]).
     fn test_image(&mut self) -> String {
         assert!(
             is_static_busybox(),
@@ -217,7 +207,7 @@ impl Cleanup {
         );
         self.image(
             "img",
-            TEST_DOCKERFILE,
+            DOCKERFILE,
             &[("busybox", BUSYBOX), ("undead", UNDEAD)],
         )
     }

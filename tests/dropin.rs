@@ -11,21 +11,29 @@ use std::time::Duration;
 use libc::{SIGKILL, SIGUSR1};
 
 use crate::common::{
-    KillOnDrop, MODES, Mode, Scratch, Undead, all_descendants, children_of,
-    comm, run, stat_fields, wait_for,
+    Ident, KillOnDrop, Mode, Scratch, Stat, Undead, all_descendants,
+    children_of, comm, command, exec, state, status_mask, wait_for,
 };
-use crate::eqnice;
+use crate::{both_modes, check, eqnice};
 
 const T: Duration = Duration::from_secs(10);
 
+both_modes!(
+    init_has_exactly_the_childs_tree,
+    w_says_reaped_zombie_process_with_pid,
+    child_session_without_a_terminal,
+    pgroup_signal_reaches_the_grandchild,
+);
+
 /// (pgrp, session) of a process.
 fn group_and_session(pid: i32) -> Option<(i64, i64)> {
-    stat_fields(pid).map(|f| (f[2], f[3]))
+    Stat::of(pid).map(|s| (i64::from(s.pgrp), i64::from(s.session)))
 }
 
 /// The child `sh` and its one grandchild `sleep`, once both are there.
 fn child_and_grandchild(u: &Undead) -> (i32, i32) {
-    let child = u.main_child("sh", T).expect("no child");
+    let child = u.main_child("sh", T);
+    let child = child.unwrap_or_else(|| u.fail("no child"));
     let grand = wait_for(T, || {
         children_of(child)
             .into_iter()
@@ -35,55 +43,56 @@ fn child_and_grandchild(u: &Undead) -> (i32, i32) {
     (child, grand.unwrap_or_default())
 }
 
+/// Those of `pids` still present, named so that a drop kills only them.
+fn idents(pids: &[i32]) -> Vec<Ident> {
+    pids.iter().copied().filter_map(Ident::of).collect()
+}
+
 const TREE: [&str; 4] = ["--", "sh", "-c", "sleep 1000 & wait"];
 
 /// tini's reaping and process-group sections: init's descendants are
 /// exactly the child and what it started, all in the child's group. The
 /// control: `--guard` (flag or UNDEAD_GUARD=1) adds `undead-guard` in
 /// undead's own group in subreaper mode, which is what failed tini's suite.
-#[test]
-fn init_has_exactly_the_childs_tree() {
-    for mode in MODES {
-        for guard in [None, Some("flag"), Some("env")] {
-            let mut args = vec!["--no-control"];
-            if guard == Some("flag") {
-                args.push("--guard");
-            }
-            args.extend(TREE);
-            let u = Undead::start_with(mode, &args, |c| {
-                if guard == Some("env") {
-                    c.env("UNDEAD_GUARD", "1");
-                }
-            });
-            let (child, grand) = child_and_grandchild(&u);
-            let mut tree = all_descendants(u.pid);
-            tree.sort_unstable();
-            let mut want = vec![child, grand];
-            want.sort_unstable();
-            let guarded = guard.is_some() && mode == Mode::Subreaper;
-            if !guarded {
-                eqnice!(want, tree, u);
-                let pg = group_and_session(child).map(|g| g.0);
-                for p in tree {
-                    eqnice!(pg, group_and_session(p).map(|g| g.0), u);
-                }
-                continue;
-            }
-            let extra: Vec<i32> =
-                tree.into_iter().filter(|p| !want.contains(p)).collect();
-            eqnice!(1, extra.len(), u);
-            // (Named just after its fork: wait for the name.)
-            let named = wait_for(T, || {
-                (comm(extra[0]).as_deref() == Some("undead-guard"))
-                    .then_some(())
-            });
-            eqnice!(Some(()), named, u);
-            eqnice!(
-                group_and_session(u.pid).map(|g| g.0),
-                group_and_session(extra[0]).map(|g| g.0),
-                u
-            );
+fn init_has_exactly_the_childs_tree(mode: Mode) {
+    for guard in [None, Some("flag"), Some("env")] {
+        let mut args = vec!["--no-control"];
+        if guard == Some("flag") {
+            args.push("--guard");
         }
+        args.extend(TREE);
+        let u = Undead::start_with(mode, &args, |c| {
+            if guard == Some("env") {
+                c.env("UNDEAD_GUARD", "1");
+            }
+        });
+        let (child, grand) = child_and_grandchild(&u);
+        let mut tree = all_descendants(u.pid);
+        tree.sort_unstable();
+        let mut want = vec![child, grand];
+        want.sort_unstable();
+        let guarded = guard.is_some() && mode == Mode::Subreaper;
+        if !guarded {
+            eqnice!(want, tree, u);
+            let pg = group_and_session(child).map(|g| g.0);
+            for p in tree {
+                eqnice!(pg, group_and_session(p).map(|g| g.0), u);
+            }
+            continue;
+        }
+        let extra: Vec<i32> =
+            tree.into_iter().filter(|p| !want.contains(p)).collect();
+        eqnice!(1, extra.len(), u);
+        // (Named just after its fork: wait for the name.)
+        let named = wait_for(T, || {
+            (comm(extra[0]).as_deref() == Some("undead-guard")).then_some(())
+        });
+        eqnice!(Some(()), named, u);
+        eqnice!(
+            group_and_session(u.pid).map(|g| g.0),
+            group_and_session(extra[0]).map(|g| g.0),
+            u
+        );
     }
 }
 
@@ -101,7 +110,7 @@ fn guard_decides_whether_a_sigkilled_subreaper_takes_the_group() {
         args.extend(TREE);
         let mut u = Undead::start(Mode::Subreaper, &args);
         let (child, grand) = child_and_grandchild(&u);
-        let _left = KillOnDrop(vec![child, grand]);
+        let _left = KillOnDrop(idents(&[child, grand]));
         eqnice!(
             group_and_session(child).map(|g| g.0),
             group_and_session(grand).map(|g| g.0),
@@ -110,85 +119,76 @@ fn guard_decides_whether_a_sigkilled_subreaper_takes_the_group() {
         crate::common::kill(u.pid, SIGKILL);
         eqnice!(true, u.wait(T).is_some(), u);
         // Dead, or a zombie waiting for whoever inherited it.
-        let gone = |p: i32| stat_fields(p).is_none() || is_zombie(p);
+        let gone = |p: i32| matches!(state(p), None | Some('Z'));
         let child_gone = wait_for(T, || gone(child).then_some(()));
-        assert!(child_gone.is_some(), "guard={guard}: child {child} lives");
+        check!(u, child_gone.is_some(), "guard={guard}: child {child} lives");
         // With the guard: gone within the bound. Without: still there
         // after a while (the bound of the negative case is shorter).
         let limit = Duration::from_millis(if guard { 5000 } else { 500 });
         let grand_gone = wait_for(limit, || gone(grand).then_some(()));
-        assert_eq!(grand_gone.is_some(), guard, "grandchild {grand}");
+        eqnice!(guard, grand_gone.is_some(), u, "grandchild {grand}");
     }
-}
-
-fn is_zombie(pid: i32) -> bool {
-    crate::common::state(pid) == Some('Z')
 }
 
 /// `-w` prints tini's words, once per orphan and never for the guard;
 /// without `-w` nothing (tini's reaping display test and its control).
-#[test]
-fn w_says_reaped_zombie_process_with_pid() {
-    for mode in MODES {
-        for (w, guard) in [(true, false), (true, true), (false, false)] {
-            let dir = Scratch::new("dropin-w");
-            let f = dir.path("orphan");
-            // One orphan that exits; the child waits until it is reaped.
-            let body = format!(
-                "(sleep 0 & echo $! > '{f}'); p=$(cat '{f}'); \
-                 while [ -e /proc/$p ]; do sleep 0.01; done; exit 0",
-                f = f.display()
-            );
-            let mut args = vec!["--no-control"];
-            args.extend(w.then_some("-w"));
-            args.extend(guard.then_some("--guard"));
-            args.extend(["--", "sh", "-c", &body]);
-            let (code, _, err) = run(mode, &args, T);
-            assert_eq!(code, 0, "{mode:?} {args:?}: {err}");
-            let pid = std::fs::read_to_string(&f).unwrap_or_default();
-            let lines: Vec<&str> =
-                err.lines().filter(|l| l.contains("Reaped")).collect();
-            let want = format!(
-                "undead: Reaped zombie process with pid={}",
-                pid.trim()
-            );
-            let want = if w { vec![want.as_str()] } else { vec![] };
-            assert_eq!(want, lines, "{mode:?} {args:?}");
-        }
+fn w_says_reaped_zombie_process_with_pid(mode: Mode) {
+    for (w, guard) in [(true, false), (true, true), (false, false)] {
+        let dir = Scratch::new("dropin-w");
+        let f = dir.path("orphan");
+        // One orphan that exits; the child waits until it is reaped.
+        let body = format!(
+            "(sleep 0 & echo $! > '{f}'); p=$(cat '{f}'); \
+             while [ -e /proc/$p ]; do sleep 0.01; done; exit 0",
+            f = f.display()
+        );
+        let mut args = vec!["--no-control"];
+        args.extend(w.then_some("-w"));
+        args.extend(guard.then_some("--guard"));
+        args.extend(["--", "sh", "-c", &body]);
+        let r = exec(command(mode).args(&args), None, T);
+        assert_eq!(r.code, 0, "{mode:?} {args:?}: {r}");
+        let err = r.stderr;
+        let pid = std::fs::read_to_string(&f).unwrap_or_default();
+        let lines: Vec<&str> =
+            err.lines().filter(|l| l.contains("Reaped")).collect();
+        let want =
+            format!("undead: Reaped zombie process with pid={}", pid.trim());
+        let want = if w { vec![want.as_str()] } else { vec![] };
+        assert_eq!(want, lines, "{mode:?} {args:?}");
     }
 }
 
 /// Without a terminal too, the child leads a process group in undead's
 /// session, as under tini (with one: tests/init.rs, TTY); `--setsid` or
 /// UNDEAD_SETSID=1 give it a session of its own (dumb-init's default).
-#[test]
-fn child_session_without_a_terminal() {
-    for mode in MODES {
-        for how in ["default", "--setsid", "UNDEAD_SETSID=1"] {
-            let mut args = vec!["--no-control"];
-            if how.starts_with("--") {
-                args.push(how);
-            }
-            args.extend(["--", "sleep", "1000"]);
-            let u = Undead::start_with(mode, &args, |c| {
-                if how == "UNDEAD_SETSID=1" {
-                    c.env("UNDEAD_SETSID", "1");
-                }
-            });
-            let child = u.main_child("sleep", T).expect("no child");
-            let (pgrp, sid) = group_and_session(child).unwrap_or_default();
-            let undead_sid = group_and_session(u.pid).map(|g| g.1);
-            eqnice!(i64::from(child), pgrp, u);
-            let want = if how == "default" {
-                undead_sid
-            } else {
-                Some(i64::from(child))
-            };
-            eqnice!(want, Some(sid), u);
-            // Control: the two cases differ (undead is not itself the
-            // child's session leader by accident).
-            assert_ne!(undead_sid, Some(i64::from(child)));
+fn child_session_without_a_terminal(mode: Mode) {
+    for how in ["default", "--setsid", "UNDEAD_SETSID=1"] {
+        let mut args = vec!["--no-control"];
+        if how.starts_with("--") {
+            args.push(how);
         }
+        args.extend(["--", "sleep", "1000"]);
+        let u = Undead::start_with(mode, &args, |c| {
+            if how == "UNDEAD_SETSID=1" {
+                c.env("UNDEAD_SETSID", "1");
+            }
+        });
+        let child = u.main_child("sleep", T);
+        let child = child.unwrap_or_else(|| u.fail("no child"));
+        let (pgrp, sid) = group_and_session(child).unwrap_or_default();
+        let undead_sid = group_and_session(u.pid).map(|g| g.1);
+        eqnice!(i64::from(child), pgrp, u);
+        let want =
+            if how == "default" { undead_sid } else { Some(i64::from(child)) };
+        eqnice!(want, Some(sid), u);
+        // Control: the two cases differ (undead is not itself the
+        // child's session leader by accident).
+        check!(
+            u,
+            undead_sid != Some(i64::from(child)),
+            "undead leads {child}"
+        );
     }
 }
 
@@ -198,40 +198,36 @@ fn child_session_without_a_terminal() {
 /// 0. Checked with the child in undead's session (the default) and in a
 /// session of its own (`--setsid`). Control: without `-g` only the child
 /// gets it, ignores it, and undead runs on.
-#[test]
-fn pgroup_signal_reaches_the_grandchild() {
+fn pgroup_signal_reaches_the_grandchild(mode: Mode) {
     let body = "trap '' USR1; env --default-signal=USR1 sleep 1000 & \
                 wait; exit 0";
-    for mode in MODES {
-        for session in [&[][..], &["--setsid"][..]] {
-            for g in ["-g", "TINI_KILL_PROCESS_GROUP", "none"] {
-                let mut args = vec!["--no-control"];
-                args.extend(session);
-                if g == "-g" {
-                    args.push(g);
+    for session in [&[][..], &["--setsid"][..]] {
+        for g in ["-g", "TINI_KILL_PROCESS_GROUP", "none"] {
+            let mut args = vec!["--no-control"];
+            args.extend(session);
+            if g == "-g" {
+                args.push(g);
+            }
+            args.extend(["--", "sh", "-c", body]);
+            let mut u = Undead::start_with(mode, &args, |c| {
+                if g == "TINI_KILL_PROCESS_GROUP" {
+                    c.env(g, "1");
                 }
-                args.extend(["--", "sh", "-c", body]);
-                let mut u = Undead::start_with(mode, &args, |c| {
-                    if g == "TINI_KILL_PROCESS_GROUP" {
-                        c.env(g, "1");
-                    }
-                });
-                let (child, grand) = child_and_grandchild(&u);
-                let _left = KillOnDrop(vec![child, grand]);
-                // The grandchild runs with USR1 at its default again.
-                let caught = wait_for(T, || {
-                    let mask = crate::common::status_field(grand, "SigIgn")?;
-                    let ign = u64::from_str_radix(&mask, 16).ok()?;
-                    (ign & (1 << (SIGUSR1 - 1)) == 0).then_some(())
-                });
-                eqnice!(Some(()), caught, u);
-                u.signal(SIGUSR1);
-                if g == "none" {
-                    let code = u.wait(Duration::from_millis(500));
-                    eqnice!(None, code, u);
-                } else {
-                    eqnice!(Some(0), u.wait(T), u);
-                }
+            });
+            let (child, grand) = child_and_grandchild(&u);
+            let _left = KillOnDrop(idents(&[child, grand]));
+            // The grandchild runs with USR1 at its default again.
+            let caught = wait_for(T, || {
+                let ign = status_mask(grand, "SigIgn")?;
+                (ign & (1 << (SIGUSR1 - 1)) == 0).then_some(())
+            });
+            eqnice!(Some(()), caught, u);
+            u.signal(SIGUSR1);
+            if g == "none" {
+                let code = u.wait(Duration::from_millis(500));
+                eqnice!(None, code, u);
+            } else {
+                eqnice!(Some(0), u.wait(T), u);
             }
         }
     }

@@ -15,22 +15,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::control::CLIENT;
 use crate::common::{
-    BIN, Ident, Launch, Mode, Ran, Scratch, Undead, comm, kill, run_ran, stat,
-    status_field, wait_for,
+    BIN, Control, Ident, Launch, Mode, Ran, Scratch, Stat, Undead, comm, kill,
+    run_ran, stat, status_mask, wait_for,
 };
+use crate::common::{PidsCgroup, SHRUGGED};
+use crate::{both_modes, check, control_newtype};
 
 /// Bound of every wait for something that should happen at once.
 const T: Duration = Duration::from_secs(10);
-const CLIENT: Duration = Duration::from_secs(20);
 const SLEEP: [&str; 2] = ["sleep", "1000"];
 
-/// One undead with its own control socket, seen from the host.
-struct Session {
-    u: Undead,
-    _dir: Scratch,
-    sock: String,
-}
+control_newtype!(
+    /// One undead with its own control socket ([`Control`]), seen from the
+    /// host.
+    Session
+);
 
 impl Session {
     fn start(mode: Mode, opts: &[&str], cmd: &[&str]) -> Session {
@@ -63,37 +64,7 @@ impl Session {
         tweak: impl FnOnce(&mut Command),
     ) -> Session {
         let dir = Scratch::new("hazards");
-        let sock = dir.sock();
-        let mut args = opts.to_vec();
-        args.extend(["--control", sock.as_str(), "--"]);
-        args.extend(cmd);
-        let mut u = Undead::launch(mode, how, &args, tweak);
-        let up = wait_for(T, || {
-            if Path::new(&sock).exists() {
-                return Some(None);
-            }
-            u.wait(Duration::ZERO).map(Some)
-        });
-        let s = Session { u, _dir: dir, sock };
-        match up {
-            Some(None) => s,
-            Some(Some(code)) => s.fail(&format!("undead exited {code}")),
-            None => s.fail("no control socket"),
-        }
-    }
-
-    fn client(&self, args: &[&str]) -> Ran {
-        let mut c = Command::new(BIN);
-        c.args(args).args(["--control", &self.sock]);
-        run_ran(&mut c, CLIENT)
-    }
-
-    fn ok(&self, args: &[&str]) -> Ran {
-        let r = self.client(args);
-        if r.code != 0 {
-            self.fail(&format!("`undead {}` failed: {r:?}", args.join(" ")));
-        }
-        r
+        Session(Control::launch(dir, mode, how, opts, cmd, tweak))
     }
 
     /// Create and map the printed pids to host identities.
@@ -102,13 +73,6 @@ impl Session {
         let pids: Vec<i32> =
             r.stdout.lines().filter_map(|l| l.trim().parse().ok()).collect();
         pids.into_iter().map(|p| self.host(p)).collect()
-    }
-
-    fn host(&self, ns: i32) -> Ident {
-        self.u
-            .host_pid(ns)
-            .and_then(Ident::of)
-            .unwrap_or_else(|| self.fail(&format!("no process for pid {ns}")))
     }
 
     /// Host pids under undead named `name`, not dead. Walks the children
@@ -130,60 +94,6 @@ impl Session {
             .max_by_key(Vec::len)
             .unwrap_or_default()
     }
-
-    fn until(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut f: impl FnMut() -> bool,
-    ) {
-        if wait_for(timeout, || f().then_some(())).is_none() {
-            self.fail(&format!("timed out after {timeout:?}: {what}"));
-        }
-    }
-
-    fn fail(&self, msg: &str) -> ! {
-        let table: Vec<String> = self
-            .u
-            .descendants()
-            .into_iter()
-            .filter_map(|p| {
-                let (s, pp) = stat(p)?;
-                Some(format!("{p:>7} {pp:>7} {s} {}", comm(p)?))
-            })
-            .collect();
-        panic!(
-            "\n{msg}\n mode: {:?}, undead host pid {}\n stderr:\n{}\n \
-             under undead:\n{}\n",
-            self.u.mode,
-            self.u.pid,
-            self.u.stderr(),
-            table.join("\n")
-        );
-    }
-}
-
-macro_rules! check {
-    ($s:expr, $cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            $s.fail(&format!($($fmt)+));
-        }
-    };
-}
-
-macro_rules! both_modes {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn pid1() {
-                super::$name(super::Mode::Pid1);
-            }
-            #[test]
-            fn subreaper() {
-                super::$name(super::Mode::Subreaper);
-            }
-        }
-    )*};
 }
 
 both_modes!(
@@ -228,22 +138,17 @@ fn bit(sig: i32) -> u64 {
 }
 
 fn mask(pid: i32, key: &str) -> u64 {
-    status_field(pid, key)
-        .and_then(|v| u64::from_str_radix(&v, 16).ok())
-        .unwrap_or(0)
+    status_mask(pid, key).unwrap_or(0)
 }
 
 /// (pgid, sid) of a host process.
 fn group_session(pid: i32) -> Option<(i32, i32)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut f = text[text.rfind(')')? + 2..].split(' ').skip(2);
-    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    Stat::of(pid).map(|s| (s.pgrp, s.session))
 }
 
 /// `/proc/PID/stat` field 52: the wait status of a zombie.
 fn exit_status(pid: i32) -> Option<i64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    text[text.rfind(')')? + 2..].split(' ').nth(49)?.trim().parse().ok()
+    Stat::of(pid).map(|s| s.exit_code)
 }
 
 // ---------------------------------------------------------------------------
@@ -281,20 +186,11 @@ fn stopped_holds_term_pending_until_cont(mode: Mode) {
 fn deaf_ignores_the_list_and_dies_to_kill(mode: Mode) {
     let s = Session::start(mode, &[], &SLEEP);
     let p = s.raise(&["deaf", "1"])[0];
-    let list = [
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGPIPE,
-        libc::SIGALRM,
-    ];
+    let list = [&SHRUGGED[..], &[libc::SIGPIPE, libc::SIGALRM]].concat();
     let want = list.iter().fold(0, |m, &sig| m | bit(sig));
     check!(s, mask(p.pid, "SigIgn") & want == want, "SigIgn of {p:?}");
     check!(s, p.state() == Some('S'), "deaf is S");
-    for sig in list {
+    for &sig in &list {
         kill(p.pid, sig);
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -532,66 +428,13 @@ fn status_ps_and_report_mark_held_and_unheld(mode: Mode) {
 // pids.max
 // ---------------------------------------------------------------------------
 
-/// A fresh v1 pids cgroup, removed on drop (its processes killed first).
-struct PidsCgroup(PathBuf);
-
-impl PidsCgroup {
-    fn new(tag: &str, max: u32) -> PidsCgroup {
-        let dir = PathBuf::from(format!(
-            "/sys/fs/cgroup/pids/undead-test-hz-{}-{tag}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir(&dir);
-        fs::create_dir(&dir).unwrap();
-        fs::write(dir.join("pids.max"), max.to_string()).unwrap();
-        PidsCgroup(dir)
-    }
-
-    fn procs(&self) -> Vec<i32> {
-        fs::read_to_string(self.0.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.parse().ok())
-            .collect()
-    }
-
-    fn join_at_exec(&self, cmd: &mut Command) {
-        use std::os::unix::process::CommandExt;
-        let path = self.0.join("cgroup.procs");
-        let procs = fs::OpenOptions::new().write(true).open(path).unwrap();
-        // SAFETY: write(2) on a descriptor the closure owns.
-        unsafe {
-            cmd.pre_exec(move || {
-                use std::os::fd::AsRawFd;
-                let fd = procs.as_raw_fd();
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-}
-
-impl Drop for PidsCgroup {
-    fn drop(&mut self) {
-        let _ = wait_for(T, || {
-            let left = self.procs();
-            left.iter().for_each(|&p| kill(p, libc::SIGKILL));
-            left.is_empty().then_some(())
-        });
-        if wait_for(T, || fs::remove_dir(&self.0).ok()).is_none() {
-            eprintln!("could not remove cgroup {}", self.0.display());
-        }
-    }
-}
-
 fn pids_max_stops_creation_and_hoppers_keep_their_number(mode: Mode) {
     if !Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
         eprintln!("skipping: no v1 pids cgroup");
         return;
     }
     let cg = PidsCgroup::new(&format!("{mode:?}"), 16);
+    let cg = cg.expect("a writable pids cgroup");
     let s = Session::start_with(mode, &[], &SLEEP, |c| cg.join_at_exec(c));
     let r = s.client(&["stopped", "50"]);
     check!(s, r.code == 1, "stopped 50 at pids.max=16: {r:?}");
@@ -602,7 +445,7 @@ fn pids_max_stops_creation_and_hoppers_keep_their_number(mode: Mode) {
     s.until("stopped released", T, || s.live("undead-stopped").is_empty());
     // Room for exactly 2 more processes: 2 lines that cannot fork.
     let used = cg.procs().len() as u32;
-    fs::write(cg.0.join("pids.max"), (used + 2).to_string()).unwrap();
+    cg.set_max(used + 2).unwrap();
     let r = s.client(&["hopper", "2"]);
     check!(s, r.code == 0, "hopper 2 with room for 2: {r:?}");
     let first = s.hoppers();
@@ -916,18 +759,9 @@ fn slow_unheld_wait_all_gets_term_and_drains(mode: Mode) {
 // PID 1's cost of hoppers
 // ---------------------------------------------------------------------------
 
-/// utime+stime of a process, in clock ticks.
+/// utime+stime of a process, in clock ticks (0 once it is gone).
 fn cpu_ticks(pid: i32) -> u64 {
-    let text =
-        fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = text.rfind(')').map_or("", |i| &text[i + 2..]);
-    let f: Vec<u64> = rest
-        .split(' ')
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    f.iter().sum()
+    Stat::of(pid).map_or(0, |s| s.utime + s.stime)
 }
 
 #[test]
@@ -974,13 +808,7 @@ mod engine {
 
     use crate::common::{BIN, Ran, run_ran};
 
-    pub const BUSYBOX: &str = "/bin/busybox";
-    const DOCKERFILE: &str = r#"FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p /tmp /run /sbin /data"]
-COPY undead /undead
-ENTRYPOINT ["/undead", "--"]
-"#;
+    pub use crate::common::engine::{BUSYBOX, DOCKERFILE};
 
     pub fn docker(args: &[&str]) -> Ran {
         let mut c = Command::new("docker");
@@ -1066,6 +894,38 @@ ENTRYPOINT ["/undead", "--"]
             r.stdout.trim().parse().unwrap_or(-1)
         }
 
+        /// A new image's `sleep 600` under undead `--wait-all --grace
+        /// GRACE` that raised `RAISE` at start, once undead answers.
+        pub fn wait_all(
+            &mut self,
+            what: &str,
+            grace: &str,
+            raise: &str,
+        ) -> String {
+            let img = self.image();
+            let c = self.name(what);
+            let grace = format!("UNDEAD_GRACE={grace}");
+            let raise = format!("UNDEAD_RAISE={raise}");
+            let r = docker(&[
+                "run",
+                "-d",
+                "--name",
+                &c,
+                "-e",
+                "UNDEAD_WAIT_ALL=1",
+                "-e",
+                &grace,
+                "-e",
+                &raise,
+                &img,
+                "sleep",
+                "600",
+            ]);
+            assert_eq!(r.code, 0, "{r:?}");
+            self.wait_up(&c);
+            c
+        }
+
         /// Waits until undead in `c` answers `status`.
         pub fn wait_up(&self, c: &str) {
             let up = crate::common::wait_for(Duration::from_secs(20), || {
@@ -1109,25 +969,7 @@ fn docker_deaf_unheld_wait_all_grace() {
         return;
     }
     let mut d = Dock::default();
-    let img = d.image();
-    let c = d.name("deaf");
-    let r = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        "-e",
-        "UNDEAD_WAIT_ALL=1",
-        "-e",
-        "UNDEAD_GRACE=3s",
-        "-e",
-        "UNDEAD_RAISE=deaf 2 --unheld",
-        &img,
-        "sleep",
-        "600",
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
-    d.wait_up(&c);
+    let c = d.wait_all("deaf", "3s", "deaf 2 --unheld");
     let st = d.undead(&c, &["status"]);
     assert_eq!(st.stdout.matches("unheld").count(), 2, "{st:?}");
     let stop = docker(&["stop", "-t", "30", &c]);
@@ -1146,25 +988,7 @@ fn docker_slow_unheld_drains_within_the_grace() {
         return;
     }
     let mut d = Dock::default();
-    let img = d.image();
-    let c = d.name("slow");
-    let r = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &c,
-        "-e",
-        "UNDEAD_WAIT_ALL=1",
-        "-e",
-        "UNDEAD_GRACE=20s",
-        "-e",
-        "UNDEAD_RAISE=slow 1 --exit-after 2s --unheld",
-        &img,
-        "sleep",
-        "600",
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
-    d.wait_up(&c);
+    let c = d.wait_all("slow", "20s", "slow 1 --exit-after 2s --unheld");
     let stop = docker(&["stop", "-t", "30", &c]);
     println!(
         "docker stop, slow --exit-after 2s, --grace 20s: {:?}",

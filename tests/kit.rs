@@ -16,21 +16,20 @@ use std::net::Shutdown;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::control::CLIENT;
 use crate::common::{
-    BIN, Ident, KillOnDrop, Mode, Ran, Scratch, Stat, Undead, comm, exec,
-    run_ran, stat, status_mask, wait_for, wchan,
+    BIN, Control, Ident, KillOnDrop, Launch, Mode, PidsCgroup, Ran, SHRUGGED,
+    Scratch, Stat, Undead, comm, exec, run_ran, stat, status_mask, wait_for,
+    wchan,
 };
-use crate::{both_modes, check};
+use crate::{both_modes, check, control_newtype};
 
 /// Bound of every wait for something that should happen at once.
 const T: Duration = Duration::from_secs(10);
-/// Client verbs: undead bounds creation to a few seconds itself.
-const CLIENT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------
 // Fixture: one undead with its own control socket, seen from the host
@@ -45,14 +44,11 @@ struct P {
     comm: String,
 }
 
-/// A running undead serving a control socket in its own scratch directory
-/// (tests run in parallel: nothing is shared). Drops undead first (killing
-/// what it started), then the directory.
-struct Session {
-    u: Undead,
-    dir: Scratch,
-    sock: String,
-}
+control_newtype!(
+    /// A running undead serving a control socket in its own scratch directory
+    /// ([`Control`]), with the kit's own views of the tree.
+    Session
+);
 
 impl Session {
     fn start(mode: Mode, opts: &[&str], cmd: &[&str]) -> Session {
@@ -66,42 +62,8 @@ impl Session {
         cmd: &[&str],
         tweak: impl FnOnce(&mut Command),
     ) -> Session {
-        let sock = dir.sock();
-        // The options first: see `option_values_do_not_end_the_options`.
-        let mut args = opts.to_vec();
-        args.extend(["--control", sock.as_str(), "--"]);
-        args.extend(cmd);
-        let mut u = Undead::start_with(mode, &args, tweak);
-        // The socket file appears only once undead listens (README, "What
-        // undead does as an init").
-        let up = wait_for(T, || {
-            if Path::new(&sock).exists() {
-                return Some(None);
-            }
-            u.wait(Duration::ZERO).map(Some)
-        });
-        let s = Session { u, dir, sock };
-        match up {
-            Some(None) => s,
-            Some(Some(code)) => s.fail(&format!("undead exited {code}")),
-            None => s.fail("no control socket"),
-        }
-    }
-
-    /// `undead ARGS --control SOCK`, run from the host.
-    fn client(&self, args: &[&str]) -> Ran {
-        let mut c = Command::new(BIN);
-        c.args(args).args(["--control", &self.sock]);
-        run_ran(&mut c, CLIENT)
-    }
-
-    /// A client verb that must succeed.
-    fn ok(&self, args: &[&str]) -> Ran {
-        let r = self.client(args);
-        if r.code != 0 {
-            self.fail(&format!("`undead {}` failed: {r:?}", args.join(" ")));
-        }
-        r
+        let how = Launch::default();
+        Session(Control::launch(dir, mode, &how, opts, cmd, tweak))
     }
 
     /// Every process under undead (host pids), undead excluded.
@@ -138,29 +100,6 @@ impl Session {
         (n('Z'), n('D'))
     }
 
-    /// The host identity of a pid a verb printed (undead's namespace).
-    fn host(&self, ns: i32) -> Ident {
-        self.u
-            .host_pid(ns)
-            .and_then(Ident::of)
-            .unwrap_or_else(|| self.fail(&format!("no process for pid {ns}")))
-    }
-
-    /// Poll `cond` for at most `timeout`; fail with context if it never
-    /// holds.
-    fn until(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut cond: impl FnMut() -> bool,
-    ) {
-        if wait_for(timeout, || cond().then_some(())).is_none() {
-            self.fail(&format!(
-                "timed out after {timeout:?} waiting for {what}"
-            ));
-        }
-    }
-
     /// undead exits with `want` (within T), and none of `held` (not even
     /// a zombie) outlived it.
     fn exits_leaving_none(&mut self, want: i32, held: &[Ident]) {
@@ -168,12 +107,6 @@ impl Session {
         check!(self, code == Some(want), "exit {code:?}, want {want}");
         let left: Vec<&Ident> = held.iter().filter(|i| i.present()).collect();
         check!(self, left.is_empty(), "outlived undead: {left:?}");
-    }
-
-    /// Fail with undead's stderr and the process table under it.
-    #[track_caller]
-    fn fail(&self, msg: &str) -> ! {
-        self.u.fail(msg)
     }
 
     /// `status --json`, checked to be JSON, as Python re-renders `expr`
@@ -521,14 +454,7 @@ fn vfork_holder_shrugs_off_term_like_signals_but_not_kill(mode: Mode) {
     let holder = s.host(pids(&s.ok(&["dstate", "1"]))[0]);
     let stall = s.procs().into_iter().find(|p| p.ppid == holder.pid);
     let stall = stall.unwrap_or_else(|| s.fail("no stalled child")).id;
-    let shrugged = [
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-    ];
+    let shrugged = SHRUGGED;
     let mask = shrugged.iter().fold(0u64, |m, &sig| m | 1 << (sig - 1));
     let ign = status_mask(holder.pid, "SigIgn").unwrap_or(0);
     check!(s, ign & mask == mask, "SigIgn {ign:x} lacks {mask:x}");
@@ -1163,88 +1089,9 @@ fn client_exit_codes() {
 // pids.max
 // ---------------------------------------------------------------------------
 
-/// A fresh pids cgroup (v1 `/sys/fs/cgroup/pids`, else v2), removed on
-/// drop: its processes (ours) are killed, waited for, then it is rmdir'd.
-struct PidsCgroup {
-    dir: PathBuf,
-}
-
-impl PidsCgroup {
-    fn new(tag: &str, max: u32) -> PidsCgroup {
-        let v1 = Path::new("/sys/fs/cgroup/pids");
-        let root = if v1.join("cgroup.procs").exists() {
-            v1.to_path_buf()
-        } else {
-            let v2 = Path::new("/sys/fs/cgroup");
-            let ctl = fs::read_to_string(v2.join("cgroup.controllers"));
-            assert!(
-                ctl.is_ok_and(|c| c.split(' ').any(|w| w.trim() == "pids")),
-                "no pids cgroup controller (v1 or v2)"
-            );
-            let _ = fs::write(v2.join("cgroup.subtree_control"), "+pids");
-            v2.to_path_buf()
-        };
-        let dir =
-            root.join(format!("undead-test-{}-{tag}", std::process::id()));
-        let _ = fs::remove_dir(&dir);
-        fs::create_dir(&dir).unwrap();
-        let cg = PidsCgroup { dir };
-        fs::write(cg.dir.join("pids.max"), max.to_string()).unwrap();
-        cg
-    }
-
-    fn procs(&self) -> Vec<i32> {
-        fs::read_to_string(self.dir.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.parse().ok())
-            .collect()
-    }
-
-    /// Wait (bounded) until no process is left in the cgroup.
-    fn until_empty(&self) -> bool {
-        wait_for(T, || self.procs().is_empty().then_some(())).is_some()
-    }
-
-    /// Make the spawned process join the cgroup before it execs.
-    fn join_at_exec(&self, cmd: &mut Command) {
-        let procs = fs::OpenOptions::new()
-            .write(true)
-            .open(self.dir.join("cgroup.procs"))
-            .unwrap();
-        // SAFETY: the closure only calls write(2) on a descriptor it owns
-        // (kept alive by the moved File), which is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                use std::os::fd::AsRawFd;
-                let fd = procs.as_raw_fd();
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-}
-
-impl Drop for PidsCgroup {
-    fn drop(&mut self) {
-        let empty = wait_for(T, || {
-            let left = self.procs();
-            for &p in &left {
-                crate::common::kill(p, libc::SIGKILL);
-            }
-            left.is_empty().then_some(())
-        });
-        let removed = wait_for(T, || fs::remove_dir(&self.dir).ok());
-        if empty.is_none() || removed.is_none() {
-            eprintln!("could not remove cgroup {}", self.dir.display());
-        }
-    }
-}
-
 fn pids_max_stops_creation_and_undead_goes_on(mode: Mode) {
     let cg = PidsCgroup::new(&format!("{mode:?}"), 20);
+    let cg = cg.expect("a writable pids cgroup");
     let s = Session::start_in(Scratch::new("kit"), mode, &[], &SLEEP, |c| {
         cg.join_at_exec(c)
     });

@@ -11,17 +11,17 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{BIN, run_cmd};
+use crate::common::engine::BUSYBOX;
+use crate::common::{BIN, Scratch, exec};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
+/// Bound of a probe that should answer at once.
+const PROBE: Duration = Duration::from_secs(20);
 
 fn python_or_skip(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = exec(Command::new("python3").arg("--version"), None, PROBE).ok();
     if !ok {
         eprintln!("skipping {test}: no python3");
     }
@@ -42,25 +42,24 @@ fn scorecard_unit_tests() {
         "discover",
         "scorecard",
     ]);
-    let (code, out, err) = run_cmd(c, b"", Duration::from_secs(180));
-    assert_eq!(code, 0, "python3 -m unittest discover scorecard\n{out}{err}");
-    assert!(err.contains("OK"), "{err}");
+    let r = exec(&mut c, None, Duration::from_secs(180));
+    assert_eq!(r.code, 0, "python3 -m unittest discover scorecard\n{r}");
+    assert!(r.stderr.contains("OK"), "{r}");
 }
 
 fn docker_or_skip(test: &str) -> bool {
     if !python_or_skip(test) {
         return false;
     }
-    let info = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output();
-    if !info.as_ref().is_ok_and(|o| o.status.success()) {
+    let mut info = Command::new("docker");
+    info.args(["info", "--format", "{{.ServerVersion}}"]);
+    if !exec(&mut info, None, Duration::from_secs(120)).ok() {
         eprintln!("skipping {test}: `docker info` failed");
         return false;
     }
-    if !Path::new("/bin/busybox").exists() {
+    if !Path::new(BUSYBOX).exists() {
         eprintln!(
-            "skipping {test}: /bin/busybox missing \
+            "skipping {test}: {BUSYBOX} missing \
              (apt-get install busybox-static)"
         );
         return false;
@@ -75,21 +74,17 @@ fn quick(
     binary: &str,
     extra: &[&str],
 ) -> (i32, String, String, String) {
-    let dir = std::env::temp_dir()
-        .join(format!("undead-test-scorecard-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("quick.json");
+    let dir = Scratch::new(&format!("scorecard-{tag}"));
+    let json = dir.path("quick.json");
     let mut c = Command::new(Path::new(REPO).join("scorecard/run"));
     c.args(["--quick", "--undead", binary])
         .args(extra)
         .arg("--json")
         .arg(&json);
-    let start = Instant::now();
-    let (code, out, err) = run_cmd(c, b"", Duration::from_secs(300));
-    eprintln!("scorecard --quick {extra:?} took {:?}", start.elapsed());
+    let r = exec(&mut c, None, Duration::from_secs(300));
+    eprintln!("scorecard --quick {extra:?} took {:?}", r.took);
     let report = std::fs::read_to_string(&json).unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&dir);
-    (code, out, err, report)
+    (r.code, r.stdout, r.stderr, report)
 }
 
 /// Negative control: an "init" that answers every verb with success but
@@ -101,10 +96,8 @@ fn scorecard_quick_fails_when_the_init_lies() {
     if !docker_or_skip("scorecard_quick_fails_when_the_init_lies") {
         return;
     }
-    let dir = std::env::temp_dir()
-        .join(format!("undead-test-scorecard-liar-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let liar = dir.join("undead");
+    let dir = Scratch::new("scorecard-liar");
+    let liar = dir.path("undead");
     std::fs::write(
         &liar,
         "#!/bin/sh\n\
@@ -119,7 +112,7 @@ fn scorecard_quick_fails_when_the_init_lies() {
         .unwrap();
     let liar = liar.display().to_string();
     let (code, out, err, _) = quick("liar", &liar, &["--only", "none"]);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert_eq!(code, 1, "the liar is caught\n{out}{err}");
     assert!(out.contains("UNDEAD: no teardown report"), "{out}");
 }

@@ -10,10 +10,17 @@
 //! - `run`: `wait_for` and the one run-to-completion, `exec` (a `Ran`);
 //! - `undead`: `Mode`, `both_modes!`, `Scratch`, `Undead`, `eqnice!`,
 //!   `check!`;
+//! - `cgroup`: `PidsCgroup`, a pids cgroup of the test's own;
+//! - `control`: `Control`, one undead serving its control socket, and
+//!   the client verbs against it;
+//! - `engine`: the scratch image of the container-engine tests;
 //! - `fusectl`: aborting a test's own stuck FUSE connections;
 //! - `pty`: a pseudo-terminal.
 #![allow(dead_code, unused_imports)]
 
+pub mod cgroup;
+pub mod control;
+pub mod engine;
 pub mod fusectl;
 pub mod proc;
 pub mod pty;
@@ -23,16 +30,29 @@ pub mod undead;
 use std::path::Path;
 use std::time::Duration;
 
+pub use cgroup::PidsCgroup;
+pub use control::Control;
 pub use proc::{
     Ident, Kill, KillOnDrop, Stat, alive, all_descendants, all_pids,
     children_of, comm, descendants, kill, ns_pid, starttime, stat,
     stat_fields, state, status_field, status_mask, wchan,
 };
 pub use pty::Pty;
-pub use run::{Ran, exec, run_cmd, run_ran, wait_every, wait_for};
+pub use run::{Ran, exec, exec_term, run_cmd, run_ran, wait_every, wait_for};
 pub use undead::{
     BIN, Launch, MODES, Mode, Scratch, Undead, command, command_in, run,
 };
+
+/// The signals undead's kit processes ignore (a vfork holder, `deaf`
+/// among more): those a runtime or a terminal sends to end a process.
+pub const SHRUGGED: [i32; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
 
 pub fn exists(path: &Path) -> bool {
     path.exists()

@@ -22,6 +22,11 @@ pub struct Stat {
     /// Field 22, in clock ticks since boot: with the pid, it names one
     /// process even if the pid is reused later.
     pub start: u64,
+    /// Fields 14 and 15: CPU time in user and kernel mode, in clock ticks.
+    pub utime: u64,
+    pub stime: u64,
+    /// Field 52: the wait status of a zombie (0 while it runs).
+    pub exit_code: i64,
 }
 
 impl Stat {
@@ -42,6 +47,9 @@ impl Stat {
             tty_nr: num(4)?,
             tpgid: i32::try_from(num(5)?).ok()?,
             start: u64::try_from(num(19)?).ok()?,
+            utime: u64::try_from(num(11)?).ok()?,
+            stime: u64::try_from(num(12)?).ok()?,
+            exit_code: num(49)?,
         })
     }
 

@@ -80,6 +80,18 @@ pub fn exec(
     input: Option<&[u8]>,
     timeout: Duration,
 ) -> Ran {
+    exec_term(cmd, input, timeout, Duration::ZERO)
+}
+
+/// [`exec`] for a command that cleans up after itself on SIGTERM (a
+/// scenario that removes its engine's containers): after `timeout` it gets
+/// SIGTERM and `grace` to exit, then the SIGKILLs. `code` stays -1.
+pub fn exec_term(
+    cmd: &mut Command,
+    input: Option<&[u8]>,
+    timeout: Duration,
+    grace: Duration,
+) -> Ran {
     let what = format!("{cmd:?}").replace('"', "");
     let started = Instant::now();
     let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
@@ -107,6 +119,10 @@ pub fn exec(
     let code = wait_for(timeout, || child.try_wait().ok().flatten())
         .map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)));
     if code.is_none() {
+        if !grace.is_zero() {
+            kill(child.id() as i32, libc::SIGTERM);
+            let _ = wait_for(grace, || child.try_wait().ok().flatten());
+        }
         for pid in descendants(child.id() as i32) {
             kill(pid, libc::SIGKILL);
         }
