@@ -122,11 +122,15 @@ impl Scope {
     fn walk_and_send(&self, sigs: &[Signal]) -> usize {
         let mut queue = vec![self.me];
         let mut alive = 0;
+        let mut group_killed = false;
         while let Some(parent) = queue.pop() {
             let kids = procfs::children(parent).unwrap_or_default();
             for kid in kids.into_iter().filter(|p| !self.spare.contains(p)) {
                 for &sig in sigs {
                     let _ = kill(kid, sig);
+                }
+                if !group_killed && sigs == [Signal::SIGKILL] {
+                    group_killed = self.kill_child_group(kid);
                 }
                 queue.push(kid);
                 alive += usize::from(
@@ -135,6 +139,23 @@ impl Scope {
             }
         }
         alive
+    }
+
+    /// SIGKILL the child's whole process group once a descendant shows it
+    /// is still in use (so the id is not a reused one): a group-wide
+    /// signal is atomic against fork (a fork racing it restarts, and the
+    /// child is never born: `copy_process`, `multiprocess` signals), so
+    /// processes that fork as they are killed, and stay in the child's
+    /// group as they do by default, all go at once instead of one scan at a
+    /// time. Nothing spared lives there: the kit's processes are undead's
+    /// children, in undead's group or a session of their own.
+    fn kill_child_group(&self, seen: Pid) -> bool {
+        let Some(group) = self.child_group else { return false };
+        if nix::unistd::getpgid(Some(seen)) != Ok(group) {
+            return false;
+        }
+        let _ = kill(Pid::from_raw(-group.as_raw()), Signal::SIGKILL);
+        true
     }
 
     fn group(&self) -> Option<i32> {
