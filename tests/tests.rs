@@ -42,3 +42,7 @@ mod podman;
 
 /// Reliability: PID 1 never dies, blocks or lies; --pause; stop sequence.
 mod reliability;
+
+/// The seeded soak: random verbs, signals, orphans and bad clients, the
+/// invariants checked from /proc after every step.
+mod soak;
