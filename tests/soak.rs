@@ -33,7 +33,7 @@ const T: Duration = Duration::from_secs(10);
 /// A `status` must be answered within this, even with stalled clients.
 const ANSWER: Duration = Duration::from_secs(5);
 
-crate::both_modes!(soak);
+crate::both_modes!(soak, checker_catches_a_lie);
 
 /// splitmix64: small, deterministic, good enough to pick steps.
 struct Rng(u64);
@@ -66,6 +66,9 @@ struct Entry {
     pick: bool,
 }
 
+/// One entry of `status`'s `held`: kind, unheld, pid.
+type Listed = (String, bool, i32);
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok()?.trim().parse().ok()
 }
@@ -95,6 +98,39 @@ fn soak(mode: Mode) {
         s.bursts,
         s.hop_flaps
     );
+}
+
+/// Negative control: the model comparison is not vacuous. One entry too
+/// many, one too few, or a wrong kind in the model is a mismatch; the true
+/// model passes and the run ends clean.
+fn checker_catches_a_lie(mode: Mode) {
+    let mut s = Soak::start(mode, 1);
+    let r = s.ok(&["zombie", "3"]);
+    s.created(&r, &["zombie"], false, true);
+    let r = s.ok(&["deaf", "1", "--unheld"]);
+    s.created(&r, &["deaf"], true, false);
+    s.check();
+    let truth = s.model.clone();
+    let fake =
+        Entry { kind: "zombie".into(), unheld: false, pid: 1, pick: false };
+    let lies: [fn(&mut Vec<Entry>, Entry); 3] = [
+        |m, e| m.push(e),
+        |m, _| {
+            m.pop();
+        },
+        |m, _| m[0].kind = "stopped".into(),
+    ];
+    for (i, lie) in lies.iter().enumerate() {
+        s.model = truth.clone();
+        lie(&mut s.model, fake.clone());
+        let st = s.status();
+        if s.listed(&st).is_ok() {
+            s.fail(&format!("lie {i} passed the check: {:?}", s.model));
+        }
+    }
+    s.model = truth;
+    s.check();
+    s.finish();
 }
 
 /// The main child: records the signals undead forwards (one line each),
@@ -168,7 +204,7 @@ impl Soak {
             pidns,
         };
         let up = wait_for(T, || {
-            let sh = s.u.find_cmdline("sleep\01000000", Duration::ZERO);
+            let sh = s.u.find_cmdline("sleep\x001000000", Duration::ZERO);
             (Path::new(&s.sock).exists() && sh.is_some()).then_some(())
         });
         if up.is_none() {
@@ -433,7 +469,7 @@ impl Soak {
             self.fail("the orphan burst did not run");
         }
         let gone = wait_for(T, || {
-            let left = self.u.find_cmdline("sleep\00.", Duration::ZERO);
+            let left = self.u.find_cmdline("sleep\x000.", Duration::ZERO);
             left.is_none().then_some(())
         });
         if gone.is_none() {
@@ -564,12 +600,9 @@ impl Soak {
 
     /// What status lists equals what the test made and did not release.
     /// Err: the message, and whether only the hopper count differs.
-    fn listed(
-        &self,
-        st: &Value,
-    ) -> Result<Vec<(String, bool, i32)>, (String, bool)> {
+    fn listed(&self, st: &Value) -> Result<Vec<Listed>, (String, bool)> {
         let held = st.get("held").map(Value::as_array).unwrap_or(&[]);
-        let mut got: Vec<(String, bool, i32)> = held
+        let mut got: Vec<Listed> = held
             .iter()
             .map(|h| {
                 let kind = h.get("kind").and_then(Value::as_str);
@@ -579,14 +612,14 @@ impl Soak {
                 (kind, unheld, i32::try_from(pid).unwrap_or(-1))
             })
             .collect();
-        let mut want: Vec<(String, bool, i32)> = Vec::new();
+        let mut want: Vec<Listed> = Vec::new();
         for e in &self.model {
             want.push((e.kind.clone(), e.unheld, e.pid));
             if e.kind == "vfork" {
                 want.push(("vfork-stall".into(), e.unheld, 0));
             }
         }
-        let blank = |v: &mut Vec<(String, bool, i32)>| {
+        let blank = |v: &mut Vec<Listed>| {
             for e in v.iter_mut() {
                 if e.0 == "hopper" || e.0 == "vfork-stall" {
                     e.2 = 0;
