@@ -16,6 +16,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ use crate::common::{
     wait_for,
 };
 use crate::json::{self, Value};
+use libc::{SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH};
 
 /// The soak `cargo test` runs, per mode (both modes run in parallel).
 const SHORT: u64 = 25;
@@ -133,6 +135,66 @@ fn checker_catches_a_lie(mode: Mode) {
     s.finish();
 }
 
+const FREEZER: &str = "/sys/fs/cgroup/freezer";
+const UNIFIED: &str = "/sys/fs/cgroup/unified";
+
+/// Thaws and removes, on drop, the `undead-frozen-*` cgroups of one
+/// undead (named after its PID namespace and pid, under its own cgroup):
+/// never anything else. So a failed soak leaves no frozen task behind.
+struct Thaw {
+    prefix: String,
+    bases: Vec<(std::path::PathBuf, &'static str, &'static str)>,
+}
+
+impl Thaw {
+    fn of(u: &Undead) -> Thaw {
+        let ns = fs::read_link(format!("/proc/{}/ns/pid", u.pid))
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
+        let ns: String = ns.chars().filter(char::is_ascii_digit).collect();
+        let pid = ns_pid(u.pid).unwrap_or(u.pid);
+        let own = fs::read_to_string(format!("/proc/{}/cgroup", u.pid))
+            .unwrap_or_default();
+        let path = |key: &str| {
+            own.lines()
+                .find_map(|l| l.split_once(key).map(|(_, p)| p.to_string()))
+                .unwrap_or_default()
+        };
+        let base = |root: &str, rel: String| {
+            Path::new(root).join(rel.trim_start_matches('/'))
+        };
+        Thaw {
+            prefix: format!("undead-frozen-{ns}-{pid}-"),
+            bases: vec![
+                (base(FREEZER, path(":freezer:")), "freezer.state", "THAWED"),
+                (base(UNIFIED, path("0::")), "cgroup.freeze", "0"),
+            ],
+        }
+    }
+}
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        for (base, file, thawed) in &self.bases {
+            for e in fs::read_dir(base).into_iter().flatten().flatten() {
+                if !e.file_name().to_string_lossy().starts_with(&self.prefix) {
+                    continue;
+                }
+                let dir = e.path();
+                let _ = fs::write(dir.join(file), thawed);
+                let _ = wait_for(T, || {
+                    let procs = fs::read_to_string(dir.join("cgroup.procs"))
+                        .unwrap_or_default();
+                    for p in procs.lines().filter_map(|l| l.parse().ok()) {
+                        crate::common::kill(p, libc::SIGKILL);
+                    }
+                    fs::remove_dir(&dir).ok()
+                });
+            }
+        }
+    }
+}
+
 /// The main child: records the signals undead forwards (one line each),
 /// raises an orphan burst on USR2, exits 143 on TERM.
 const CHILD: &str = r#"D=$1
@@ -151,6 +213,8 @@ echo burst >> $1/bursts
 "#;
 
 struct Soak {
+    /// Dropped first: thaws this run's frozen cgroups before `u` kills.
+    _thaw: Option<Thaw>,
     u: Undead,
     dir: Scratch,
     sock: String,
@@ -169,10 +233,20 @@ struct Soak {
     hop_flaps: usize,
     /// undead's PID namespace (`pid:[N]`), empty as a subreaper.
     pidns: String,
+    /// fuse D state and frozen cgroups are raised (UNDEAD_SOAK_FUSE=1).
+    fuse: bool,
+    /// Frozen refused (no writable freezer): left out from then on.
+    no_freezer: bool,
+    /// The host-wide FUSE lock, held for the whole run when `fuse`.
+    _serial: Option<crate::fuse::Serial>,
 }
 
 impl Soak {
     fn start(mode: Mode, seed: u64) -> Soak {
+        // `rescue` (other tests) aborts every undead FUSE connection and
+        // thaws every undead frozen cgroup on the host.
+        let serial =
+            (env_u64("UNDEAD_SOAK_FUSE") == Some(1)).then(crate::fuse::serial);
         let dir = Scratch::new("soak");
         let sock = dir.sock();
         let d = dir.0.display().to_string();
@@ -180,14 +254,30 @@ impl Soak {
         fs::write(dir.path("burst.sh"), BURST).unwrap();
         let script = dir.path("child.sh").display().to_string();
         let args = ["--control", &sock, "--", "sh", &script, &d];
-        let u = Undead::start(mode, &args);
+        // Dispositions inherited as ignored pass to the child (SPEC §2):
+        // a soak started under `nohup` could not see HUP forwarded.
+        let u = Undead::start_with(mode, &args, |c| {
+            // SAFETY: signal(2) is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                c.pre_exec(|| {
+                    let sigs = [SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH];
+                    for sig in sigs {
+                        libc::signal(sig, libc::SIG_DFL);
+                    }
+                    Ok(())
+                });
+            }
+        });
         let pidns = match mode {
             Mode::Pid1 => fs::read_link(format!("/proc/{}/ns/pid", u.pid))
                 .map(|l| l.display().to_string())
                 .unwrap_or_default(),
             Mode::Subreaper => String::new(),
         };
+        let fuse = env_u64("UNDEAD_SOAK_FUSE") == Some(1);
         let s = Soak {
+            _thaw: fuse.then(|| Thaw::of(&u)),
             u,
             dir,
             sock,
@@ -202,6 +292,9 @@ impl Soak {
             bursts: 0,
             hop_flaps: 0,
             pidns,
+            fuse,
+            no_freezer: false,
+            _serial: None,
         };
         let up = wait_for(T, || {
             let sh = s.u.find_cmdline("sleep\x001000000", Duration::ZERO);
@@ -210,7 +303,7 @@ impl Soak {
         if up.is_none() {
             s.fail("no control socket or child");
         }
-        s
+        Soak { _serial: serial, ..s }
     }
 
     /// Fail with the seed, the steps and the process table.
@@ -308,6 +401,9 @@ impl Soak {
     }
 
     fn dstate(&mut self) {
+        if self.fuse && self.rng.one_in(4) {
+            return self.fuse_victim();
+        }
         if self.count("vfork") >= 6 {
             return self.release_kind("dstate");
         }
@@ -317,7 +413,38 @@ impl Soak {
         self.created(&r, &["vfork"], false, true);
     }
 
+    /// One FUSE victim at a time (each costs a mount and a server).
+    fn fuse_victim(&mut self) {
+        if self.count("fuse") >= 1 {
+            return self.release_kind("dstate");
+        }
+        self.steps.push("dstate 1 --kind fuse".into());
+        let r = self.ok(&["dstate", "1", "--kind", "fuse"]);
+        self.created(&r, &["fuse"], false, true);
+    }
+
+    /// A frozen cgroup (v1: D, SIGKILL pending), while a freezer is
+    /// writable.
+    fn frozen(&mut self) {
+        if self.count("frozen") >= 2 {
+            return self.release_kind("frozen");
+        }
+        self.steps.push("frozen 1 --unbounded".into());
+        let r = self.client(&["frozen", "1", "--unbounded"]);
+        match r.code {
+            0 => self.created(&r, &["frozen"], false, true),
+            1 if r.stderr.contains("freezer") => {
+                println!("no frozen from now on: {}", r.stderr.trim());
+                self.no_freezer = true;
+            }
+            _ => self.fail(&format!("frozen: {r}")),
+        }
+    }
+
     fn hazard(&mut self) {
+        if self.fuse && !self.no_freezer && self.rng.one_in(8) {
+            return self.frozen();
+        }
         const KINDS: [&str; 5] =
             ["stopped", "deaf", "slow", "escapee", "hopper"];
         let kind = KINDS[self.rng.range(0, 4) as usize];
@@ -353,7 +480,11 @@ impl Soak {
                     "zombies", "dstate", "stopped", "deaf", "slow", "escapee",
                     "hopper",
                 ];
-                let k = K[self.rng.range(0, 6) as usize];
+                let last = if self.fuse { 7 } else { 6 };
+                let k = match self.rng.range(0, last) {
+                    7 => "frozen",
+                    i => K[i as usize],
+                };
                 self.release_kind(k);
             }
             _ => self.release_pids(),
@@ -371,7 +502,7 @@ impl Soak {
         self.ok(&["release", k]);
         let kinds: &[&str] = match k {
             "zombies" => &["zombie", "zombie-holder"],
-            "dstate" => &["vfork"],
+            "dstate" => &["vfork", "fuse"],
             other => &[other],
         };
         self.model.retain(|e| e.unheld || !kinds.contains(&e.kind.as_str()));
@@ -665,6 +796,9 @@ impl Soak {
             "deaf" => ("undead-deaf", "S"),
             "slow" => ("undead-slow", "S"),
             "escapee" => ("undead-escapee", "S"),
+            "fuse" => ("undead-fuse", "D"),
+            // v1 freezer: D; v2 (no v1 mounted): S.
+            "frozen" => ("undead-frozen", "DS"),
             other => self.fail(&format!("unknown kind {other} listed")),
         };
         let Some(&host) = hosts.get(&pid) else {
