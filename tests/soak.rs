@@ -29,7 +29,7 @@ use crate::json::{self, Value};
 use libc::{SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH};
 
 /// The soak `cargo test` runs, per mode (both modes run in parallel).
-const SHORT: u64 = 25;
+const SHORT: u64 = 30;
 /// Bound of every wait for something that should happen at once.
 const T: Duration = Duration::from_secs(10);
 /// A `status` must be answered within this, even with stalled clients.
