@@ -212,6 +212,22 @@ while [ $i -lt $n ]; do sleep 0.$((i % 4)) & i=$((i+1)); done
 echo burst >> $1/bursts
 "#;
 
+/// Dispositions inherited as ignored pass to the child (SPEC §2): a soak
+/// started under `nohup` could not see HUP forwarded. Start undead with
+/// the forwarded signals at their defaults.
+fn default_signals(c: &mut Command) {
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            for sig in [SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+}
+
 struct Soak {
     /// Dropped first: thaws this run's frozen cgroups before `u` kills.
     _thaw: Option<Thaw>,
@@ -254,21 +270,7 @@ impl Soak {
         fs::write(dir.path("burst.sh"), BURST).unwrap();
         let script = dir.path("child.sh").display().to_string();
         let args = ["--control", &sock, "--", "sh", &script, &d];
-        // Dispositions inherited as ignored pass to the child (SPEC §2):
-        // a soak started under `nohup` could not see HUP forwarded.
-        let u = Undead::start_with(mode, &args, |c| {
-            // SAFETY: signal(2) is async-signal-safe; nothing else runs
-            // between fork and exec.
-            unsafe {
-                c.pre_exec(|| {
-                    let sigs = [SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH];
-                    for sig in sigs {
-                        libc::signal(sig, libc::SIG_DFL);
-                    }
-                    Ok(())
-                });
-            }
-        });
+        let u = Undead::start_with(mode, &args, default_signals);
         let pidns = match mode {
             Mode::Pid1 => fs::read_link(format!("/proc/{}/ns/pid", u.pid))
                 .map(|l| l.display().to_string())
