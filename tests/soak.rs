@@ -35,7 +35,7 @@ const T: Duration = Duration::from_secs(10);
 /// A `status` must be answered within this, even with stalled clients.
 const ANSWER: Duration = Duration::from_secs(5);
 
-crate::both_modes!(soak, checker_catches_a_lie);
+crate::both_modes!(soak, checker_catches_a_lie, a_hopper_line_counts_once);
 
 /// splitmix64: small, deterministic, good enough to pick steps.
 struct Rng(u64);
@@ -193,6 +193,31 @@ impl Drop for Thaw {
             }
         }
     }
+}
+
+/// Found by the soak: `status` listed a hopper line twice while its
+/// successor was born (predecessor and successor both live), so `wait
+/// --hopper 2` returned 0 with one line (5 of 5 waits within 3 s at
+/// `--every 2ms`). One line is one entry; `wait` for two times out.
+fn a_hopper_line_counts_once(mode: Mode) {
+    let mut s = Soak::start(mode, 2);
+    let r = s.ok(&["hopper", "1", "--every", "2ms"]);
+    s.created(&r, &["hopper"], false, false);
+    for _ in 0..3 {
+        let r = s.client(&["wait", "--hopper", "2", "--timeout", "2s"]);
+        if r.code != 1 {
+            s.fail(&format!("wait counted one hopper line twice: {r}"));
+        }
+    }
+    for _ in 0..50 {
+        let st = s.status();
+        let held = st.get("held").map(Value::as_array).unwrap_or(&[]);
+        if held.len() > 1 {
+            s.fail(&format!("one hopper line listed as {}", held.len()));
+        }
+    }
+    s.check();
+    s.finish();
 }
 
 /// The main child: records the signals undead forwards (one line each),
