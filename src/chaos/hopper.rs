@@ -117,7 +117,8 @@ impl Lines {
             .collect();
         let mut out: Vec<Pid> =
             live.into_iter().filter(|p| !parents.contains(p)).collect();
-        out.sort_unstable_by(|a, b| b.cmp(a));
+        out.sort();
+        out.reverse();
         out.truncate(self.n);
         out
     }
