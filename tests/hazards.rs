@@ -284,6 +284,11 @@ fn hoppers_change_pid_and_keep_their_number(mode: Mode) {
 fn kill_by_pid_loop_leaves_hoppers_alive(mode: Mode) {
     let mut s = Session::start(mode, &[], &SLEEP);
     s.ok(&["hopper", "4", "--every", "1ms", "--unheld"]);
+    // Only this test's hoppers (their process group): `ps -e` on the host
+    // lists every test's and every engineer's.
+    let ours = s.hoppers().first().and_then(|&p| group_session(p));
+    let ours = ours.map_or(-1, |(g, _)| g);
+    check!(s, ours > 0, "no hopper to chase");
     // As a teardown script does it: list the processes (ps), SIGKILL each
     // pid found, five rounds.
     for _ in 0..5 {
@@ -293,7 +298,9 @@ fn kill_by_pid_loop_leaves_hoppers_alive(mode: Mode) {
             let (pid, name) = l.trim().split_once(' ')?;
             (name.trim() == "undead-hopper").then(|| pid.parse().ok())?
         });
-        found.for_each(|p: i32| kill(p, libc::SIGKILL));
+        found
+            .filter(|&p| group_session(p).is_some_and(|(g, _)| g == ours))
+            .for_each(|p: i32| kill(p, libc::SIGKILL));
     }
     std::thread::sleep(Duration::from_millis(50));
     let left = s.hoppers().len();

@@ -48,3 +48,6 @@ mod reliability;
 
 /// PID 1 never blocks: whole replies, EMFILE, crowds, `wait`, the kit.
 mod blocking;
+/// The seeded soak: random verbs, signals, orphans and bad clients, the
+/// invariants checked from /proc after every step.
+mod soak;

@@ -240,7 +240,7 @@ impl Holding {
     pub fn pids(&self) -> Vec<Pid> {
         match self {
             Holding::Proc { pid, .. } => vec![*pid],
-            Holding::Hopper { lines, .. } => lines.live(),
+            Holding::Hopper { lines, .. } => lines.newest(),
             Holding::Frozen(f) => f.pids.clone(),
         }
     }

@@ -104,6 +104,25 @@ impl Lines {
             .collect()
     }
 
+    /// At most one pid per line, the newest: a hopper whose successor is
+    /// born but which has not exited yet is not listed, so `status` and
+    /// `wait --hopper` never count a line twice. The walk is not atomic (a
+    /// predecessor read live, then its successor read reparented), so the
+    /// count is capped at N too, the highest pids kept.
+    pub fn newest(&self) -> Vec<Pid> {
+        let live = self.live();
+        let parents: Vec<Pid> = live
+            .iter()
+            .filter_map(|&p| procfs::read_proc(p).map(|q| q.ppid))
+            .collect();
+        let mut out: Vec<Pid> =
+            live.into_iter().filter(|p| !parents.contains(p)).collect();
+        out.sort();
+        out.reverse();
+        out.truncate(self.n);
+        out
+    }
+
     /// The promised state: N live hoppers named `undead-hopper`.
     pub fn ready(&self) -> bool {
         let named = |p: &Pid| super::hazard::named(*p, "undead-hopper");
