@@ -66,7 +66,9 @@ pub fn wait_for_events(
     if let Some(server) = control {
         // Stalled clients may have reached their deadline.
         if asked || is_due(&*server, now) {
-            let requests = server.service(now).into_iter();
+            // A fresh clock: the kit's turn above may have taken a while,
+            // and a client accepted now must get its whole time to send.
+            let requests = server.service(Instant::now()).into_iter();
             events.extend(requests.map(|(c, a)| Event::Request(c, a)));
         }
     }
