@@ -30,6 +30,7 @@ mod procfs;
 mod reaper;
 mod report;
 mod request;
+mod show;
 mod signals;
 mod spawn;
 mod status;
