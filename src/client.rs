@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use nix::sys::socket::{MsgFlags, send};
 
+use crate::action::WaitFor;
 use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind};
 use crate::control::DEFAULT_CONTROL;
 use crate::error::Error;
@@ -21,7 +22,7 @@ use crate::parse;
 use crate::procfs;
 use crate::request::{self, Request};
 use crate::show::{self, Print};
-use crate::waiting::{MAX_HOLD, WaitFor};
+use crate::waiting::MAX_HOLD;
 
 /// The words `main` hands to `parse` instead of running an init.
 pub const VERBS: [&str; 13] = [

@@ -2,8 +2,7 @@
 //!
 //! `run` decides between a client verb (`undead zombie 3`: `client`) and
 //! init mode (anything else: `cli` and `config` parse it, `init` runs it),
-//! and is the
-//! one place errors of either are printed.
+//! and is the one place errors of either are printed.
 //!
 //! `no_main`: the C `main` in `sys.rs` calls `run` directly, bypassing
 //! Rust's runtime start-up, which would set SIGPIPE to SIG_IGN in undead
@@ -33,6 +32,7 @@ mod report;
 mod request;
 mod show;
 mod signals;
+mod source;
 mod spawn;
 mod status;
 mod sys;
