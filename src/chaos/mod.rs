@@ -12,6 +12,7 @@
 
 mod cwd;
 mod deaf;
+mod fork;
 mod frozen;
 mod fuse;
 mod hazard;
