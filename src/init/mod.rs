@@ -1,9 +1,10 @@
-//! Init mode: `setup()` in kernel order (`init/start.rs`), then one loop: wait for events
-//! (signals, kit events, control requests, a due deadline: `event.rs`),
-//! apply each in that order, check whether to exit. A signal becomes an
-//! `Action` (`signals::classify`), and so does a control request
-//! (`Request::into_action`); `apply` executes every `Action` and returns a
-//! `Reply`, which goes to the client that asked (`control::encode`).
+//! Init mode: `setup()` in kernel order (`start.rs`), then one loop:
+//! wait for events (signals, kit events, control requests, a due
+//! deadline: `event.rs`), apply each in that order, check whether to exit.
+//! A signal becomes an `Action` (`signals::classify`), and so does a
+//! control request (`Request::into_action`); `apply` executes every
+//! `Action` and returns a `Reply`, which goes to the client that asked
+//! (`control::encode`).
 //!
 //! Two-phase error policy: `setup` may fail and exit with a documented
 //! code; `run` returns no `Result`. Once the child runs, undead must not
