@@ -3,12 +3,13 @@
 //! socket (`Request::into_action`). `Init::apply` is the only executor;
 //! it returns a `Reply`, which `control.rs` encodes for the client.
 
+use std::time::Duration;
+
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::chaos::{ChaosCmd, Created, OpId, Release};
 use crate::json::Value;
-use crate::waiting::WaitFor;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -47,4 +48,15 @@ pub enum Reply {
     /// The kit answers when operation `OpId` is finished: with what it
     /// made (a creation), else with the reply kept here.
     Later(OpId, Box<Reply>),
+}
+
+/// What a `wait` request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitFor {
+    pub zombies: u64,
+    pub dstate: u64,
+    /// At most `waiting::MAX_HOLD`.
+    pub timeout: Duration,
+    /// At least this many held (or shown unheld) of each hazard kind.
+    pub kinds: Vec<(&'static str, u64)>,
 }

@@ -3,13 +3,11 @@
 //!
 //! argh parses the words; this file only normalises what argh does not
 //! know (`-vvv`, `--opt=value`, the optional value of `--withhold-reaping`).
-//! `config.rs` merges the flags with the environment into typed values.
-
-use std::env;
+//! `config.rs` merges the flags with the environment into typed values
+//! (`config::invocation`: the words to what init mode runs).
 
 use argh::FromArgs;
 
-use crate::config::{self, Config, Env};
 use crate::error::Error;
 
 /// undead: a tiny init for containers (PID 1 or subreaper) that forwards
@@ -107,28 +105,11 @@ pub struct InitArgs {
     pub command: Vec<String>,
 }
 
-/// What the init command line asks for.
-pub enum Invocation {
-    Init(Box<Config>),
-    /// `--version`: print this and exit 0.
-    Print(String),
-}
-
 /// The version line. `docker info` parses the init's `--version` as
 /// `tini version X - git.Y` (moby's `parseInitVersion`); catatonit prints
 /// the same shape for the same reason, so `dockerd --init-path` accepts us.
 pub fn version() -> String {
     format!("tini version {} - git.undead", env!("CARGO_PKG_VERSION"))
-}
-
-/// Parse the words after `undead` (no verb among them).
-pub fn parse(words: &[&str]) -> Result<Invocation, Error> {
-    let args = args(words)?;
-    if args.version {
-        return Ok(Invocation::Print(version()));
-    }
-    let env = |name: &str| env::var(name).ok();
-    config::config(args, &Env(&env)).map(|c| Invocation::Init(Box::new(c)))
 }
 
 /// The words as argh reads them, after `normalise`.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::chaos::{ChaosCmd, Kind};
-use crate::cli::InitArgs;
+use crate::cli::{self, InitArgs};
 use crate::client::Verb;
 use crate::control::DEFAULT_CONTROL;
 use crate::error::Error;
@@ -233,6 +233,23 @@ fn log_json(format: Option<String>) -> Result<bool, Error> {
             "invalid log format '{other}' (use text or json)"
         ))),
     }
+}
+
+/// What the init command line asks for.
+pub enum Invocation {
+    Init(Box<Config>),
+    /// `--version`: print this and exit 0.
+    Print(String),
+}
+
+/// Parse the words after `undead` (no verb among them).
+pub fn invocation(words: &[&str]) -> Result<Invocation, Error> {
+    let args = cli::args(words)?;
+    if args.version {
+        return Ok(Invocation::Print(cli::version()));
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    config(args, &Env(&env)).map(|c| Invocation::Init(Box::new(c)))
 }
 
 /// Merge flags with environment variables (flags win) and type the values.

@@ -33,9 +33,10 @@ use nix::sys::socket::{getsockopt, sockopt};
 use nix::unistd::{self, Pid};
 
 use crate::action::{Action, Reply};
-use crate::event::{ConnId, Source};
+use crate::event::ConnId;
 use crate::json::{Value, obj};
 use crate::request::Request;
+use crate::source::Source;
 
 /// Where undead serves, and clients ask, unless told otherwise
 /// (`--control`, `$UNDEAD_CONTROL`).

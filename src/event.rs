@@ -1,5 +1,5 @@
 //! What wakes the init: the events its one wait returns, in the order the
-//! loop applies them, and the shape every event source has.
+//! loop applies them (every event source has the shape of `source.rs`).
 //!
 //! One wake-up yields, in this order: the signals read from the signalfd,
 //! then what the kit's descriptors and timers produced, then the complete
@@ -7,7 +7,6 @@
 //! arrived together with a request (a SIGTERM and a `zombie 3`, say) is
 //! forwarded before the request runs.
 
-use std::os::fd::BorrowedFd;
 use std::time::Instant;
 
 use nix::unistd::Pid;
@@ -34,24 +33,4 @@ pub enum Event {
     Request(ConnId, Result<Action, String>),
     /// A deadline of the init itself (`--grace`, withholding) may be due.
     Deadline(Instant),
-}
-
-/// A source of events besides the signalfd (the control server, the
-/// kit): the descriptors to watch, when it next needs the loop without
-/// any descriptor being ready, and the never-blocking work to do when
-/// either happens.
-pub trait Source {
-    type Event;
-    /// The descriptors the wait must watch for input.
-    fn fds(&self) -> Vec<BorrowedFd<'_>>;
-    /// The descriptors the wait must watch for room to write.
-    fn writable_fds(&self) -> Vec<BorrowedFd<'_>> {
-        Vec::new()
-    }
-    /// When `service` must run even if no descriptor is ready.
-    fn next_deadline(&self) -> Option<Instant>;
-    /// Do what is ready or due at `now`, without waiting for input (the
-    /// kit's releases still wait, bounded, until their processes are
-    /// gone).
-    fn service(&mut self, now: Instant) -> Vec<Self::Event>;
 }

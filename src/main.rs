@@ -1,8 +1,8 @@
 //! undead: a tiny init for containers that, on request, raises the undead.
 //!
 //! `run` decides between a client verb (`undead zombie 3`: `client`) and
-//! init mode (anything else: `cli` parses it, `init` runs it), and is the
-//! one place errors of either are printed.
+//! init mode (anything else: `cli` and `config` parse it, `init` runs it),
+//! and is the one place errors of either are printed.
 //!
 //! `no_main`: the C `main` in `sys.rs` calls `run` directly, bypassing
 //! Rust's runtime start-up, which would set SIGPIPE to SIG_IGN in undead
@@ -30,7 +30,9 @@ mod procfs;
 mod reaper;
 mod report;
 mod request;
+mod show;
 mod signals;
+mod source;
 mod spawn;
 mod status;
 mod sys;
@@ -49,9 +51,9 @@ fn run() -> u8 {
         Some((verb, rest)) if client::VERBS.contains(verb) => {
             client::parse(verb, rest).and_then(client::run).map(|()| 0)
         }
-        _ => cli::parse(&words).map(|invocation| match invocation {
-            cli::Invocation::Init(cfg) => init::main(*cfg),
-            cli::Invocation::Print(text) => {
+        _ => config::invocation(&words).map(|invocation| match invocation {
+            config::Invocation::Init(cfg) => init::main(*cfg),
+            config::Invocation::Print(text) => {
                 log::out!("{text}");
                 0
             }

@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use nix::unistd::Pid;
 
-use crate::action::Action;
+use crate::action::{Action, WaitFor};
 use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind, Release};
 use crate::parse;
-use crate::waiting::{MAX_HOLD, WaitFor};
+use crate::waiting::MAX_HOLD;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {

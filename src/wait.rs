@@ -18,9 +18,10 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::chaos::{Kit, KitEvent};
 use crate::control::Server;
-use crate::event::{Event, Source};
+use crate::event::Event;
 use crate::log::error;
 use crate::signals;
+use crate::source::Source;
 
 /// Wait, then return what happened: the signals read, then the kit's
 /// events, then the complete control requests, then `Deadline` if `own`

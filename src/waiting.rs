@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::action::WaitFor;
 use crate::event::ConnId;
 
 /// How often the condition is checked with nothing else happening.
@@ -17,17 +18,6 @@ const RECHECK: Duration = Duration::from_millis(100);
 /// The most a client is held per request; its own `--timeout` may be
 /// longer: it asks again.
 pub const MAX_HOLD: Duration = Duration::from_secs(20);
-
-/// What a `wait` request asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WaitFor {
-    pub zombies: u64,
-    pub dstate: u64,
-    /// At most `MAX_HOLD`.
-    pub timeout: Duration,
-    /// At least this many held (or shown unheld) of each hazard kind.
-    pub kinds: Vec<(&'static str, u64)>,
-}
 
 struct Waiter {
     conn: ConnId,

@@ -1,17 +1,22 @@
-//! The command line (`cli::parse`: init options and client verbs, split
-//! on NUL into words) and the value parsers that environment variables go
-//! through (`parse::*`).
-use undead_fuzz::{cli, parse};
+//! The command line as `main` splits it (split on NUL into the words
+//! after `undead`): a client verb (`client::parse`) or init options
+//! (`config::invocation`), and the value parsers that environment
+//! variables go through (`parse::*`).
+use undead_fuzz::{client, config, parse};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
         let Ok(text) = std::str::from_utf8(data) else { return };
-        let argv: Vec<String> = std::iter::once("undead")
-            .chain(text.split('\0'))
-            .map(str::to_string)
-            .collect();
-        let _ = cli::parse(&argv);
-        for word in &argv[1..] {
+        let words: Vec<&str> = text.split('\0').collect();
+        match words.split_first() {
+            Some((verb, rest)) if client::VERBS.contains(verb) => {
+                let _ = client::parse(verb, rest);
+            }
+            _ => {
+                let _ = config::invocation(&words);
+            }
+        }
+        for word in &words {
             let _ = parse::duration(word);
             let _ = parse::signal(word);
             let _ = parse::rewrite(word);

@@ -3,27 +3,33 @@
 //! names as in `src/main.rs` (their `crate::` paths resolve here).
 #![allow(dead_code, unused_imports, unused_macros)]
 
+#[path = "../../src/log.rs"]
+#[macro_use]
+pub mod log;
 #[path = "../../src/action.rs"]
 pub mod action;
+#[path = "../../src/cgroup.rs"]
+pub mod cgroup;
 #[path = "../../src/chaos/mod.rs"]
 pub mod chaos;
 #[path = "../../src/cli.rs"]
 pub mod cli;
 #[path = "../../src/client.rs"]
 pub mod client;
+#[path = "../../src/config.rs"]
+pub mod config;
 #[path = "../../src/control.rs"]
 pub mod control;
 #[path = "../../src/error.rs"]
 pub mod error;
+#[path = "../../src/event.rs"]
+pub mod event;
 #[path = "../../src/guard.rs"]
 pub mod guard;
-#[path = "../../src/init.rs"]
+#[path = "../../src/init/mod.rs"]
 pub mod init;
 #[path = "../../src/json.rs"]
 pub mod json;
-#[path = "../../src/log.rs"]
-#[macro_use]
-pub mod log;
 #[path = "../../src/parse.rs"]
 pub mod parse;
 #[path = "../../src/procfs.rs"]
@@ -32,8 +38,14 @@ pub mod procfs;
 pub mod reaper;
 #[path = "../../src/report.rs"]
 pub mod report;
+#[path = "../../src/request.rs"]
+pub mod request;
+#[path = "../../src/show.rs"]
+pub mod show;
 #[path = "../../src/signals.rs"]
 pub mod signals;
+#[path = "../../src/source.rs"]
+pub mod source;
 #[path = "../../src/spawn.rs"]
 pub mod spawn;
 #[path = "../../src/status.rs"]
@@ -42,12 +54,6 @@ pub mod status;
 pub mod sys;
 #[path = "../../src/teardown.rs"]
 pub mod teardown;
-#[path = "../../src/config.rs"]
-pub mod config;
-#[path = "../../src/event.rs"]
-pub mod event;
-#[path = "../../src/request.rs"]
-pub mod request;
 #[path = "../../src/wait.rs"]
 pub mod wait;
 #[path = "../../src/waiting.rs"]

@@ -18,7 +18,7 @@ use crate::procfs;
 use crate::sys;
 
 /// What a deaf process ignores.
-pub const IGNORED: [Signal; 8] = [
+const IGNORED: [Signal; 8] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
@@ -29,6 +29,10 @@ pub const IGNORED: [Signal; 8] = [
     Signal::SIGALRM,
 ];
 
+/// TERM to USR2, what a stuck process typically shrugs off (the vfork
+/// holder ignores these).
+pub const SHRUGGED: &[Signal] = IGNORED.split_at(6).0;
+
 /// The SigIgn bits of `IGNORED` (bit N-1 for signal N).
 fn ignored_bits() -> u64 {
     IGNORED.iter().fold(0, |bits, &s| bits | 1 << (s as u32 - 1))
@@ -37,7 +41,7 @@ fn ignored_bits() -> u64 {
 /// Fork `n` deaf processes; `escape`: each in a session of its own.
 pub fn spawn(n: usize, escape: bool) -> (Vec<Pid>, Option<Errno>) {
     let comm = if escape { c"undead-escapee" } else { c"undead-deaf" };
-    super::hazard::spawn_each(n, true, &|| {
+    super::fork::spawn_each(n, true, &|| {
         if escape {
             let _ = unistd::setsid();
         }
@@ -54,7 +58,7 @@ pub fn spawn(n: usize, escape: bool) -> (Vec<Pid>, Option<Errno>) {
 pub fn ready(pid: Pid, escape: bool) -> bool {
     let bits = ignored_bits();
     let name = if escape { "undead-escapee" } else { "undead-deaf" };
-    let deaf = super::hazard::named(pid, name)
+    let deaf = super::fork::named(pid, name)
         && procfs::signal_mask(pid, "SigIgn")
             .is_some_and(|m| m & bits == bits);
     deaf && (!escape

@@ -63,13 +63,13 @@ pub fn spawn(
     let name = format!("{}{ns}-{me}-{seq}", cgroup::PREFIX);
     let cg = Cgroup::create(version, &base, &name)
         .map_err(|e| Refusal::Failed("mkdir cgroup", e))?;
-    let (pids, errno) = super::hazard::spawn_each(n, true, &|| {
+    let (pids, errno) = super::fork::spawn_each(n, true, &|| {
         sys::set_comm(c"undead-frozen");
         sys::pause_forever()
     });
     // Frozen before its preamble, a victim would keep undead's
     // descriptors (the control socket, /dev/fuse) for as long as it is.
-    let named = |p| super::hazard::named(p, "undead-frozen");
+    let named = |p| super::fork::named(p, "undead-frozen");
     super::settle(&pids, Duration::from_secs(3), named);
     let mut frozen = Frozen { cgroup: cg, pids };
     let moved = frozen.pids.iter().try_for_each(|&p| frozen.cgroup.add(p));

@@ -44,7 +44,7 @@ pub fn spawn(n: usize, every: Duration) -> (Option<Lines>, Option<Errno>) {
     let mut made = 0;
     for _ in 0..n {
         let target = pgid.unwrap_or(Pid::from_raw(0));
-        let (pids, errno) = super::hazard::spawn_each(1, false, &|| {
+        let (pids, errno) = super::fork::spawn_each(1, false, &|| {
             // Both sides set the group (as shells do): whichever runs
             // first, the line is in it before its first hop.
             let _ = unistd::setpgid(Pid::from_raw(0), target);
@@ -125,7 +125,7 @@ impl Lines {
 
     /// The promised state: N live hoppers named `undead-hopper`.
     pub fn ready(&self) -> bool {
-        let named = |p: &Pid| super::hazard::named(*p, "undead-hopper");
+        let named = |p: &Pid| super::fork::named(*p, "undead-hopper");
         self.live().iter().filter(|p| named(p)).count() >= self.n
     }
 

@@ -12,6 +12,7 @@
 
 mod cwd;
 mod deaf;
+mod fork;
 mod frozen;
 mod fuse;
 mod hazard;
@@ -44,8 +45,8 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use crate::event::Source;
 use crate::procfs;
+use crate::source::Source;
 
 /// Which D state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

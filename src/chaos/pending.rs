@@ -20,9 +20,9 @@ use nix::errno::Errno;
 use nix::unistd::Pid;
 
 use super::{Created, Kit, KitEvent, OBSERVE, Unit, shortfall, vfork, zombie};
-use crate::event::Source;
 use crate::procfs;
 use crate::reaper;
+use crate::source::Source;
 use crate::sys;
 
 /// How often a pending confirmation looks at /proc.

@@ -26,7 +26,7 @@ fn drain_signals() -> SigSet {
 /// Fork `n` processes that exit 0 `exit_after` after TERM or INT.
 pub fn spawn(n: usize, exit_after: Duration) -> (Vec<Pid>, Option<Errno>) {
     let set = drain_signals();
-    super::hazard::spawn_each(n, true, &move || {
+    super::fork::spawn_each(n, true, &move || {
         let _ = sys::set_mask(SigmaskHow::SIG_BLOCK, &set);
         sys::set_comm(c"undead-slow");
         while set.wait().is_err() {}
@@ -40,5 +40,5 @@ pub fn spawn(n: usize, exit_after: Duration) -> (Vec<Pid>, Option<Errno>) {
 /// `sigwait` (SigBlk itself cannot show it: `do_sigtimedwait` unblocks
 /// the awaited signals while it sleeps).
 pub fn ready(pid: Pid) -> bool {
-    super::hazard::named(pid, "undead-slow")
+    super::fork::named(pid, "undead-slow")
 }

@@ -19,7 +19,7 @@ use crate::sys;
 
 /// Fork `n` processes that stop themselves.
 pub fn spawn(n: usize) -> (Vec<Pid>, Option<Errno>) {
-    super::hazard::spawn_each(n, true, &|| {
+    super::fork::spawn_each(n, true, &|| {
         sys::set_comm(c"undead-stopped");
         let _ = kill(getpid(), Signal::SIGSTOP);
         sys::pause_forever()

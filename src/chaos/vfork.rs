@@ -15,7 +15,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::unistd::{self, ForkResult, Pid};
 
 use super::pending::Check;
@@ -44,16 +44,6 @@ pub fn check(holder: Pid, stall: &mut Option<Pid>) -> Check {
     }
 }
 
-/// Signals a stuck process typically shrugs off.
-const IGNORED: [Signal; 6] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
 /// Fork one `undead-vfork` holder. The caller waits for it to show D and
 /// finds its stalled child (`ppid` = holder) in /proc (`check`). `cwd`: a directory
 /// both keep open and work in (`dstate --cwd`); the stalled child shares
@@ -80,7 +70,7 @@ fn run_holder(stack: &mut [u8], parent: Pid, cwd: RawFd) -> ! {
         sys::exit_now(1);
     }
     sys::die_with_parent(parent);
-    for sig in IGNORED {
+    for &sig in super::deaf::SHRUGGED {
         let _ = sys::ignore_signal(sig);
     }
     // undead's mask blocks everything; the holder must not, or a blocked

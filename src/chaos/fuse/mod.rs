@@ -74,6 +74,24 @@ pub struct FuseHold {
 }
 
 impl FuseHold {
+    /// A connection on `dev` that has served nothing yet.
+    fn fresh(dev: OwnedFd, outlive: Option<u16>, buf: Vec<u8>) -> Self {
+        FuseHold {
+            dev,
+            victims: Vec::new(),
+            gone: Vec::new(),
+            held: Vec::new(),
+            outlive,
+            initialized: false,
+            no_interrupt: false,
+            released: false,
+            aborted: false,
+            refusal: None,
+            shortfall: None,
+            buf,
+        }
+    }
+
     /// Mount undead's fs privately and fork `n` victims (whose READs the
     /// caller confirms with `check`), or give up after ~3 s (killing and
     /// reaping what it forked).
@@ -103,20 +121,7 @@ impl FuseHold {
         let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
         let dev = open("/dev/fuse", flags, Mode::empty())
             .map_err(FuseError::DevFuse)?;
-        let mut hold = FuseHold {
-            dev,
-            victims: Vec::new(),
-            gone: Vec::new(),
-            held: Vec::new(),
-            outlive,
-            initialized: false,
-            no_interrupt: false,
-            released: false,
-            aborted: false,
-            refusal: None,
-            shortfall: None,
-            buf: vec![0; BUF_LEN],
-        };
+        let mut hold = FuseHold::fresh(dev, outlive, vec![0; BUF_LEN]);
         let mut spawned = Vec::new();
         let cwd = cwd.map_or(-1, AsRawFd::as_raw_fd);
         let deadline = Instant::now() + SETUP_LIMIT;
@@ -411,20 +416,7 @@ impl FuseHold {
 pub fn fuzz_serve(mut input: &[u8], outlive: Option<u16>) {
     let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
     let Ok(dev) = open("/dev/null", flags, Mode::empty()) else { return };
-    let mut hold = FuseHold {
-        dev,
-        victims: Vec::new(),
-        gone: Vec::new(),
-        held: Vec::new(),
-        outlive,
-        initialized: false,
-        no_interrupt: false,
-        released: false,
-        aborted: false,
-        refusal: None,
-        shortfall: None,
-        buf: Vec::new(),
-    };
+    let mut hold = FuseHold::fresh(dev, outlive, Vec::new());
     while let Some(len) = u32_at(input, 0) {
         let len = (len as usize).clamp(1, input.len());
         hold.serve(&input[..len]);
