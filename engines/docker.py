@@ -117,7 +117,7 @@ class Docker:
         shutil.copy(self.undead, os.path.join(ctx, "undead"))
         shutil.copy(self.busybox, os.path.join(ctx, "busybox"))
         tag = unique("img")
-        r = self.d("build", "-q", "-t", tag, ctx, timeout=300)
+        r = self.d("build", "--no-cache", "-q", "-t", tag, ctx, timeout=300)
         if not r.ok():
             raise RuntimeError("docker build failed: %s" % r.text()[-400:])
         self.image = tag

@@ -206,11 +206,12 @@ pub fn rescue_frozen(dry_run: bool) -> Vec<String> {
     out
 }
 
-/// rmdir, retried for up to 2 s: thawed victims with a pending SIGKILL
-/// (their namespace's death) leave the cgroup within milliseconds; live
-/// ones (an undead that still runs) keep it, and it stays.
+/// rmdir, retried for up to 5 s: thawed victims with a pending SIGKILL
+/// (their namespace's death) leave the cgroup within milliseconds, once
+/// the dying init of their namespace has reaped them (seconds on a loaded
+/// host); live ones (an undead that still runs) keep it, and it stays.
 fn remove_when_empty(dir: &Path) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         if fs::remove_dir(dir).is_ok() {
             return true;

@@ -176,7 +176,10 @@ impl Cleanup {
                 panic!("copy {source} into the context: {e}")
             });
         }
-        docker_ok(&["build", "-q", "-t", &tag, &path_str(&ctx)]);
+        // --no-cache: a cached layer shared with a concurrent test's build
+        // can be removed under this one by that test's `docker rmi`
+        // ("unknown parent image ID").
+        docker_ok(&["build", "--no-cache", "-q", "-t", &tag, &path_str(&ctx)]);
         tag
     }
 
@@ -785,6 +788,7 @@ fn docker_user_image_and_multistage_recipe() {
     let probe_file = path_str(&ctx.join("docker/probe.Dockerfile"));
     docker_ok(&[
         "build",
+        "--no-cache",
         "-q",
         "-f",
         &probe_file,
@@ -813,6 +817,7 @@ fn docker_user_image_and_multistage_recipe() {
     let user_file = path_str(&ctx.join("docker/Dockerfile"));
     docker_ok(&[
         "build",
+        "--no-cache",
         "-q",
         "-f",
         &user_file,

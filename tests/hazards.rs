@@ -879,7 +879,7 @@ mod engine {
             fs::copy(BUSYBOX, ctx.join("busybox")).unwrap();
             fs::copy(BIN, ctx.join("undead")).unwrap();
             let ctx = ctx.display().to_string();
-            let r = docker(&["build", "-q", "-t", &tag, &ctx]);
+            let r = docker(&["build", "--no-cache", "-q", "-t", &tag, &ctx]);
             assert_eq!(r.code, 0, "{r:?}");
             tag
         }

@@ -55,7 +55,9 @@ RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p /tm
 COPY undead /undead
 ENTRYPOINT ["/undead"]
 EOF
-docker build -q -t "$image" "$work" >/dev/null
+# --no-cache: a cached layer shared with another build can be removed
+# under this one by that build's `docker rmi` ("unknown parent image ID").
+docker build --no-cache -q -t "$image" "$work" >/dev/null
 
 # The report is written when undead exits, into a bind-mounted directory.
 docker run -d --name "$name" -v "$work/out:/out" "$image" \
