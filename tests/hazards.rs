@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::control::CLIENT;
 use crate::common::{
-    BIN, Control, Ident, Launch, Mode, Ran, Scratch, Stat, Undead, comm, kill,
+    BIN, Control, Ident, Launch, Mode, Ran, Scratch, Stat, comm, kill,
     run_ran, stat, status_mask, wait_for,
 };
 use crate::common::{PidsCgroup, SHRUGGED};
@@ -549,74 +549,7 @@ fn dstate_cwd_keeps_a_mount_busy(mode: Mode) {
 // frozen
 // ---------------------------------------------------------------------------
 
-const FREEZER: &str = "/sys/fs/cgroup/freezer";
-
-const UNIFIED: &str = "/sys/fs/cgroup/unified";
-
-/// Thaws and removes, on drop, every `undead-frozen-*` cgroup of one
-/// undead (named after its PID namespace and pid, under its own cgroup in
-/// the v1 freezer and the v2 hierarchy): never anything else.
-struct ThawGuard {
-    prefix: String,
-    /// (directory to search, freeze file, thawed value)
-    bases: Vec<(PathBuf, &'static str, &'static str)>,
-}
-
-impl ThawGuard {
-    fn of(u: &Undead) -> ThawGuard {
-        let ns = fs::read_link(format!("/proc/{}/ns/pid", u.pid))
-            .map(|l| l.display().to_string())
-            .unwrap_or_default();
-        let ns: String = ns.chars().filter(char::is_ascii_digit).collect();
-        let pid = crate::common::ns_pid(u.pid).unwrap_or(u.pid);
-        let own = fs::read_to_string(format!("/proc/{}/cgroup", u.pid))
-            .unwrap_or_default();
-        let path = |key: &str| {
-            own.lines()
-                .find_map(|l| l.split_once(key).map(|(_, p)| p.to_string()))
-                .unwrap_or_default()
-        };
-        let base = |root: &str, rel: String| {
-            Path::new(root).join(rel.trim_start_matches('/'))
-        };
-        ThawGuard {
-            prefix: format!("undead-frozen-{ns}-{pid}-"),
-            bases: vec![
-                (base(FREEZER, path(":freezer:")), "freezer.state", "THAWED"),
-                (base(UNIFIED, path("0::")), "cgroup.freeze", "0"),
-            ],
-        }
-    }
-
-    fn dirs(&self) -> Vec<(PathBuf, &'static str, &'static str)> {
-        let mut out = Vec::new();
-        for (base, file, thawed) in &self.bases {
-            for e in fs::read_dir(base).into_iter().flatten().flatten() {
-                if e.file_name().to_string_lossy().starts_with(&self.prefix) {
-                    out.push((e.path(), *file, *thawed));
-                }
-            }
-        }
-        out
-    }
-}
-
-impl Drop for ThawGuard {
-    fn drop(&mut self) {
-        for (dir, file, thawed) in self.dirs() {
-            let _ = fs::write(dir.join(file), thawed);
-            let _ = wait_for(T, || {
-                let procs = fs::read_to_string(dir.join("cgroup.procs"));
-                let procs = procs.unwrap_or_default();
-                procs
-                    .lines()
-                    .filter_map(|l| l.parse().ok())
-                    .for_each(|p| kill(p, libc::SIGKILL));
-                fs::remove_dir(&dir).ok()
-            });
-        }
-    }
-}
+use crate::common::{FREEZER, UNIFIED};
 
 /// cgroup v2 `cgroup.freeze` (undead started in a mount namespace without
 /// the v1 freezer, so the v2 hierarchy is what there is): no --unbounded
@@ -639,7 +572,7 @@ fn frozen_v2_victims_die_on_sigkill(mode: Mode) {
     ];
     let how = Launch { outer: &no_v1, ..Launch::default() };
     let s = Session::launch(mode, &how, &[], &SLEEP);
-    let guard = ThawGuard::of(&s.u);
+    let guard = crate::common::ThawGuard::of(&s.u);
     let v = s.raise(&["frozen", "2"]);
     check!(s, v.len() == 2, "frozen 2: {v:?}");
     let dirs = guard.dirs();
@@ -669,7 +602,7 @@ fn frozen_v1_stays_d_after_sigkill_until_released(mode: Mode) {
     // `rescue` (a docker test) would thaw our cgroup: one at a time.
     let _serial = crate::fuse::serial();
     let s = Session::start(mode, &[], &SLEEP);
-    let guard = ThawGuard::of(&s.u);
+    let guard = crate::common::ThawGuard::of(&s.u);
     let r = s.client(&["frozen", "1"]);
     check!(s, r.code == 1 && r.stderr.contains("--unbounded"), "{r:?}");
     check!(s, guard.dirs().is_empty(), "a refused frozen left a cgroup");

@@ -135,66 +135,6 @@ fn checker_catches_a_lie(mode: Mode) {
     s.finish();
 }
 
-const FREEZER: &str = "/sys/fs/cgroup/freezer";
-const UNIFIED: &str = "/sys/fs/cgroup/unified";
-
-/// Thaws and removes, on drop, the `undead-frozen-*` cgroups of one
-/// undead (named after its PID namespace and pid, under its own cgroup):
-/// never anything else. So a failed soak leaves no frozen task behind.
-struct Thaw {
-    prefix: String,
-    bases: Vec<(std::path::PathBuf, &'static str, &'static str)>,
-}
-
-impl Thaw {
-    fn of(u: &Undead) -> Thaw {
-        let ns = fs::read_link(format!("/proc/{}/ns/pid", u.pid))
-            .map(|l| l.display().to_string())
-            .unwrap_or_default();
-        let ns: String = ns.chars().filter(char::is_ascii_digit).collect();
-        let pid = ns_pid(u.pid).unwrap_or(u.pid);
-        let own = fs::read_to_string(format!("/proc/{}/cgroup", u.pid))
-            .unwrap_or_default();
-        let path = |key: &str| {
-            own.lines()
-                .find_map(|l| l.split_once(key).map(|(_, p)| p.to_string()))
-                .unwrap_or_default()
-        };
-        let base = |root: &str, rel: String| {
-            Path::new(root).join(rel.trim_start_matches('/'))
-        };
-        Thaw {
-            prefix: format!("undead-frozen-{ns}-{pid}-"),
-            bases: vec![
-                (base(FREEZER, path(":freezer:")), "freezer.state", "THAWED"),
-                (base(UNIFIED, path("0::")), "cgroup.freeze", "0"),
-            ],
-        }
-    }
-}
-
-impl Drop for Thaw {
-    fn drop(&mut self) {
-        for (base, file, thawed) in &self.bases {
-            for e in fs::read_dir(base).into_iter().flatten().flatten() {
-                if !e.file_name().to_string_lossy().starts_with(&self.prefix) {
-                    continue;
-                }
-                let dir = e.path();
-                let _ = fs::write(dir.join(file), thawed);
-                let _ = wait_for(T, || {
-                    let procs = fs::read_to_string(dir.join("cgroup.procs"))
-                        .unwrap_or_default();
-                    for p in procs.lines().filter_map(|l| l.parse().ok()) {
-                        crate::common::kill(p, libc::SIGKILL);
-                    }
-                    fs::remove_dir(&dir).ok()
-                });
-            }
-        }
-    }
-}
-
 /// Found by the soak: `status` listed a hopper line twice while its
 /// successor was born (predecessor and successor both live), so `wait
 /// --hopper 2` returned 0 with one line (5 of 5 waits within 3 s at
@@ -255,7 +195,7 @@ fn default_signals(c: &mut Command) {
 
 struct Soak {
     /// Dropped first: thaws this run's frozen cgroups before `u` kills.
-    _thaw: Option<Thaw>,
+    _thaw: Option<crate::common::ThawGuard>,
     u: Undead,
     dir: Scratch,
     sock: String,
@@ -304,7 +244,7 @@ impl Soak {
         };
         let fuse = env_u64("UNDEAD_SOAK_FUSE") == Some(1);
         let s = Soak {
-            _thaw: fuse.then(|| Thaw::of(&u)),
+            _thaw: fuse.then(|| crate::common::ThawGuard::of(&u)),
             u,
             dir,
             sock,

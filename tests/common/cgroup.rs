@@ -1,6 +1,7 @@
 //! A pids cgroup of the test's own ([`PidsCgroup`]), to hit `pids.max`:
 //! what it holds is killed and it is removed on drop, also when the test
-//! fails.
+//! fails; and [`ThawGuard`], which thaws and removes an undead's frozen
+//! cgroups on drop.
 
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -11,8 +12,11 @@ use std::time::Duration;
 
 use super::proc::kill;
 use super::run::wait_for;
+use super::undead::Undead;
 
 const T: Duration = Duration::from_secs(10);
+pub const FREEZER: &str = "/sys/fs/cgroup/freezer";
+pub const UNIFIED: &str = "/sys/fs/cgroup/unified";
 
 /// A fresh pids cgroup (v1 `/sys/fs/cgroup/pids`, else v2), removed on
 /// drop: its processes (ours) are killed, waited for, then it is rmdir'd.
@@ -110,6 +114,71 @@ impl Drop for PidsCgroup {
         let removed = wait_for(T, || fs::remove_dir(&self.dir).ok());
         if empty.is_none() || removed.is_none() {
             eprintln!("could not remove cgroup {}", self.dir.display());
+        }
+    }
+}
+
+/// Thaws and removes, on drop, every `undead-frozen-*` cgroup of one
+/// undead (named after its PID namespace and pid, under its own cgroup in
+/// the v1 freezer and the v2 hierarchy): never anything else.
+pub struct ThawGuard {
+    prefix: String,
+    /// (directory to search, freeze file, thawed value)
+    bases: Vec<(PathBuf, &'static str, &'static str)>,
+}
+
+impl ThawGuard {
+    pub fn of(u: &Undead) -> ThawGuard {
+        let ns = fs::read_link(format!("/proc/{}/ns/pid", u.pid))
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
+        let ns: String = ns.chars().filter(char::is_ascii_digit).collect();
+        let pid = super::proc::ns_pid(u.pid).unwrap_or(u.pid);
+        let own = fs::read_to_string(format!("/proc/{}/cgroup", u.pid))
+            .unwrap_or_default();
+        let path = |key: &str| {
+            own.lines()
+                .find_map(|l| l.split_once(key).map(|(_, p)| p.to_string()))
+                .unwrap_or_default()
+        };
+        let base = |root: &str, rel: String| {
+            Path::new(root).join(rel.trim_start_matches('/'))
+        };
+        ThawGuard {
+            prefix: format!("undead-frozen-{ns}-{pid}-"),
+            bases: vec![
+                (base(FREEZER, path(":freezer:")), "freezer.state", "THAWED"),
+                (base(UNIFIED, path("0::")), "cgroup.freeze", "0"),
+            ],
+        }
+    }
+
+    pub fn dirs(&self) -> Vec<(PathBuf, &'static str, &'static str)> {
+        let mut out = Vec::new();
+        for (base, file, thawed) in &self.bases {
+            for e in fs::read_dir(base).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(&self.prefix) {
+                    out.push((e.path(), *file, *thawed));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for ThawGuard {
+    fn drop(&mut self) {
+        for (dir, file, thawed) in self.dirs() {
+            let _ = fs::write(dir.join(file), thawed);
+            let _ = wait_for(T, || {
+                let procs = fs::read_to_string(dir.join("cgroup.procs"));
+                let procs = procs.unwrap_or_default();
+                procs
+                    .lines()
+                    .filter_map(|l| l.parse().ok())
+                    .for_each(|p| kill(p, libc::SIGKILL));
+                fs::remove_dir(&dir).ok()
+            });
         }
     }
 }

@@ -30,7 +30,7 @@ pub mod undead;
 use std::path::Path;
 use std::time::Duration;
 
-pub use cgroup::PidsCgroup;
+pub use cgroup::{FREEZER, PidsCgroup, ThawGuard, UNIFIED};
 pub use control::Control;
 pub use proc::{
     Ident, Kill, KillOnDrop, Stat, alive, all_descendants, all_pids,
