@@ -23,6 +23,16 @@ ENTRYPOINT ["/undead"]
 REPORT = "/out/report.json"
 
 
+
+def host_lacks(hazard):
+    """What the host lacks for the row (`hazard.needs`), or None: the same
+    for every engine."""
+    if "fuse" in hazard.needs and not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse on the host"
+    if "freezer-v1" in hazard.needs and not os.path.isdir("/sys/fs/cgroup/freezer"):
+        return "no cgroup v1 freezer on the host"
+    return None
+
 @dataclass
 class Ran:
     """What one command (or engine call) did."""
@@ -132,11 +142,7 @@ class Docker:
 
     def can(self, hazard, op=None):
         """None when this engine can run the row, else why not."""
-        if "fuse" in hazard.needs and not os.path.exists("/dev/fuse"):
-            return "no /dev/fuse on the host"
-        if "freezer-v1" in hazard.needs and not os.path.isdir("/sys/fs/cgroup/freezer"):
-            return "no cgroup v1 freezer on the host"
-        return None
+        return host_lacks(hazard)
 
     # -------------------------------------------------------- one container
 

@@ -20,23 +20,12 @@ import time
 from engines import containerd, images
 from engines.cri import Cri as CriClient
 from engines.cri import api
-from engines.docker import Op, Ran
+from engines.docker import Op, Ran, host_lacks
+from engines.scenarios.common import last_json
 from scorecard.cell import log
 
 TEST_TAG = "localhost/undead-scorecard-test:%d"
 PAUSE_TAG = "localhost/undead-scorecard-pause:%d"
-
-
-def last_json(text):
-    import json
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                continue
-    return None
 
 
 class Cri:
@@ -95,10 +84,9 @@ class Cri:
             self.tmp = None
 
     def can(self, hazard, op=None):
-        if "fuse" in hazard.needs and not os.path.exists("/dev/fuse"):
-            return "no /dev/fuse on the host"
-        if "freezer-v1" in hazard.needs and not os.path.isdir("/sys/fs/cgroup/freezer"):
-            return "no cgroup v1 freezer on the host"
+        lacks = host_lacks(hazard)
+        if lacks:
+            return lacks
         if op is not None and op.name == "pod-shared" and "--withhold-reaping" in hazard.init:
             return ("in a shared pod PID namespace orphans land on the sandbox (the pod's PID 1), "
                     "not on the container's undead: withholding them is the sandbox's job")

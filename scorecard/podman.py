@@ -11,7 +11,7 @@ import tempfile
 
 from engines import images
 from engines import podman as podman_store
-from engines.docker import Op, Ran
+from engines.docker import Op, Ran, host_lacks
 
 INIT_PATH = "init"     # undead as --init-path
 ENTRYPOINT = "ep"      # undead as ENTRYPOINT
@@ -74,11 +74,7 @@ class Podman:
             self.p = None
 
     def can(self, hazard, op=None):
-        if "fuse" in hazard.needs and not os.path.exists("/dev/fuse"):
-            return "no /dev/fuse on the host"
-        if "freezer-v1" in hazard.needs and not os.path.isdir("/sys/fs/cgroup/freezer"):
-            return "no cgroup v1 freezer on the host"
-        return None
+        return host_lacks(hazard)
 
     def r(self, *args, timeout=60.0):
         import subprocess
