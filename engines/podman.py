@@ -179,8 +179,9 @@ class Podman:
     def conmons(self):
         """conmon processes serving this store (their arguments name it)."""
         want = self.dir.encode()
+        # One read of each stat: a process may exit between two.
         return [p for p in host.all_pids()
-                if host.proc_stat(p) and host.proc_stat(p)[2] == "conmon"
+                if (host.proc_stat(p) or ("", 0, ""))[2] == "conmon"
                 and any(want in a for a in host.cmdline(p))]
 
     def cgroups_left(self):

@@ -244,6 +244,15 @@ impl Holding {
         }
     }
 
+    /// How many of what was asked it is: its lines for a hopper (however
+    /// many of them a scan catches mid-hop), else its processes.
+    pub fn made(&self) -> usize {
+        match self {
+            Holding::Hopper { lines, .. } => lines.n,
+            other => other.pids().len(),
+        }
+    }
+
     /// Whether the drain reaped it (someone else killed it): its pid must
     /// not be signalled later. Hoppers and frozen victims stay until
     /// released: their group and cgroup are undead's own.

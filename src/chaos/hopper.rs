@@ -123,10 +123,12 @@ impl Lines {
         out
     }
 
-    /// The promised state: N live hoppers named `undead-hopper`.
+    /// The promised state: N live hoppers named `undead-hopper`, one per
+    /// line (`newest`: a line caught mid-hop, predecessor and successor
+    /// both live, counts once, as `status` and `wait` count it).
     pub fn ready(&self) -> bool {
         let named = |p: &Pid| super::fork::named(*p, "undead-hopper");
-        self.live().iter().filter(|p| named(p)).count() >= self.n
+        self.newest().iter().filter(|p| named(p)).count() >= self.n
     }
 
     /// SIGKILL the group until no live member is left (at most `wait`),

@@ -86,7 +86,7 @@ impl Unit {
         match self {
             Unit::Holder(h) => h.zombies.len(),
             Unit::Fuse(hold) => hold.victims().len(),
-            Unit::Hazard(h) => h.pids().len(),
+            Unit::Hazard(h) => h.made(),
             _ => 1,
         }
     }

@@ -164,7 +164,9 @@ impl Undead {
         let direct = how.outer.is_empty() && how.inner.is_empty();
         let pid = match (mode, direct) {
             (Mode::Subreaper, true) => outer,
-            _ => wait_for(Duration::from_secs(5), || {
+            // Generous: a loaded machine (forking tests beside this one)
+            // can take seconds to run `unshare` and exec undead.
+            _ => wait_for(Duration::from_secs(20), || {
                 std::iter::once(outer)
                     .chain(descendants(outer))
                     .find(|&p| comm(p).as_deref() == Some("undead"))
