@@ -12,8 +12,8 @@ use std::time::Duration;
 use crate::common::PidsCgroup;
 use crate::common::fusectl::{abort_stuck, connections_of};
 use crate::common::{
-    BIN, Control, Ident, Launch, Mode, Scratch, Undead, comm, run_ran, state,
-    status_mask, wait_for,
+    BIN, Control, Ident, Launch, Mode, Scratch, Undead, comm, run_ran, stat,
+    state, status_mask, wait_for,
 };
 use crate::{both_modes, check, eqnice};
 
@@ -498,8 +498,10 @@ fn wait_all_stop_sequence_reaches_stopped_stragglers(mode: Mode) {
     let args = ["--no-control", "--wait-all", "--grace", "60s", "--"];
     let mut u =
         Undead::start(mode, &[&args[..], &["sh", "-c", straggler]].concat());
+    // Stopped, and reparented to undead: the child has exited (else the
+    // TERM would reach the child, which then dies of it: 143).
     let stopped = wait_for(T, || {
-        u.descendants().into_iter().find(|&p| state(p) == Some('T'))
+        u.descendants().into_iter().find(|&p| stat(p) == Some(('T', u.pid)))
     });
     check!(u, stopped.is_some(), "no stopped straggler");
     u.signal(libc::SIGTERM);
