@@ -279,6 +279,14 @@ fn hoppers_change_pid_and_keep_their_number(mode: Mode) {
     check!(s, s.hoppers().is_empty(), "a hopper came back");
 }
 
+/// The process group of the session's hoppers, read from any hopper still
+/// there (at 1 ms a hop, the one listed first may be gone by the time its
+/// stat is read); -1 if none shows up.
+fn hoppers_group(s: &Session) -> i32 {
+    wait_for(T, || s.hoppers().into_iter().find_map(group_session))
+        .map_or(-1, |(g, _)| g)
+}
+
 /// Negative control: a runtime's kill-by-PID loop (scan, SIGKILL each pid,
 /// five rounds) loses against hoppers; undead's own release does not.
 fn kill_by_pid_loop_leaves_hoppers_alive(mode: Mode) {
@@ -286,8 +294,9 @@ fn kill_by_pid_loop_leaves_hoppers_alive(mode: Mode) {
     s.ok(&["hopper", "4", "--every", "1ms", "--unheld"]);
     // Only this test's hoppers (their process group): `ps -e` on the host
     // lists every test's and every engineer's.
-    let ours = s.hoppers().first().and_then(|&p| group_session(p));
-    let ours = ours.map_or(-1, |(g, _)| g);
+    // Their group, read from any hopper still there (at 1 ms a hop, the
+    // one listed first may be gone by the time its stat is read).
+    let ours = hoppers_group(&s);
     check!(s, ours > 0, "no hopper to chase");
     // As a teardown script does it: list the processes (ps), SIGKILL each
     // pid found, five rounds.
@@ -309,11 +318,8 @@ fn kill_by_pid_loop_leaves_hoppers_alive(mode: Mode) {
     // Unheld: `release` leaves them; undead's own exit does not.
     s.ok(&["release", "all"]);
     check!(s, !s.hoppers().is_empty(), "release took unheld");
-    let pgid = s
-        .hoppers()
-        .first()
-        .and_then(|&p| group_session(p))
-        .map_or(-1, |(g, _)| g);
+    let pgid = hoppers_group(&s);
+    check!(s, pgid == ours, "the hoppers' group changed: {pgid}");
     kill(s.u.main_child("sleep", T).unwrap_or(-1), libc::SIGKILL);
     let code = s.u.wait(T);
     check!(s, code == Some(137), "undead exit {code:?}");
@@ -1145,11 +1151,7 @@ fn sigkill_of_undead_subreaper_leaves_no_hazard() {
         made.extend(s.raise(args));
     }
     s.ok(&["hopper", "2", "--every", "20ms", "--unheld"]);
-    let pgid = s
-        .hoppers()
-        .first()
-        .and_then(|&p| group_session(p))
-        .map_or(-1, |(g, _)| g);
+    let pgid = hoppers_group(&s);
     check!(s, pgid > 0, "hoppers");
     s.u.signal(libc::SIGKILL);
     s.until("every kit process gone", T, || {
