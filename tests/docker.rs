@@ -1068,6 +1068,21 @@ impl Drop for PrivateDockerd {
                 let _ = fs::remove_dir(c.path().join(&self.cgroup_parent));
             }
         }
+        // Where a controller puts the test process itself below the root
+        // (this machine's memory controller), the daemon's cgroup parent is
+        // made below that: remove it there too.
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        for line in own.lines() {
+            let mut f = line.splitn(3, ':').skip(1);
+            let (Some(ctrl), Some(path)) = (f.next(), f.next()) else {
+                continue;
+            };
+            let ctrl = ctrl.trim_start_matches("name=");
+            let ctrl = if ctrl.is_empty() { "unified" } else { ctrl };
+            let dir = Path::new("/sys/fs/cgroup").join(ctrl);
+            let dir = dir.join(path.trim_start_matches('/'));
+            let _ = fs::remove_dir(dir.join(&self.cgroup_parent));
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
