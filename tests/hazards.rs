@@ -42,7 +42,7 @@ impl Session {
         mode: Mode,
         opts: &[&str],
         cmd: &[&str],
-        tweak: impl FnOnce(&mut Command),
+        tweak: impl Fn(&mut Command),
     ) -> Session {
         Session::launch_with(mode, &Launch::default(), opts, cmd, tweak)
     }
@@ -61,7 +61,7 @@ impl Session {
         how: &Launch,
         opts: &[&str],
         cmd: &[&str],
-        tweak: impl FnOnce(&mut Command),
+        tweak: impl Fn(&mut Command),
     ) -> Session {
         let dir = Scratch::new("hazards");
         Session(Control::launch(dir, mode, how, opts, cmd, tweak))

@@ -60,7 +60,7 @@ impl Session {
         mode: Mode,
         opts: &[&str],
         cmd: &[&str],
-        tweak: impl FnOnce(&mut Command),
+        tweak: impl Fn(&mut Command),
     ) -> Session {
         let how = Launch::default();
         Session(Control::launch(dir, mode, &how, opts, cmd, tweak))

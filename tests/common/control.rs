@@ -39,7 +39,7 @@ impl Control {
         how: &Launch<'_>,
         opts: &[&str],
         cmd: &[&str],
-        tweak: impl FnOnce(&mut Command),
+        tweak: impl Fn(&mut Command),
     ) -> Control {
         let sock = dir.sock();
         // The options first: see `kit::option_values_do_not_end_the_options`.
