@@ -263,7 +263,7 @@ fn wait_is_answered_by_events_not_polling() {
             .args(["--control", &up.sock])
             .spawn()
             .unwrap();
-        let _reap = KillOnDrop(vec![waiting.id() as i32]);
+        let _reap = KillOnDrop::pids(&[waiting.id() as i32]);
         // The request has arrived once undead holds the connection.
         wait_for(T, || (up.ok(&["status"]).code == 0).then_some(()));
         let (cpu0, n0, t0) = (up.cpu(), switches(up.u.pid), Instant::now());
@@ -322,7 +322,7 @@ fn latency_during(
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let _kill = KillOnDrop(vec![client.id() as i32]);
+    let _kill = KillOnDrop::pids(&[client.id() as i32]);
     wait_for(T, || started(up).then_some(())).expect("the verb under way");
     let answered = client.try_wait().unwrap().is_some();
     let t0 = Instant::now();

@@ -11,8 +11,8 @@ use std::time::Duration;
 use libc::{SIGKILL, SIGUSR1};
 
 use crate::common::{
-    Ident, KillOnDrop, Mode, Scratch, Stat, Undead, all_descendants,
-    children_of, comm, command, exec, state, status_mask, wait_for,
+    KillOnDrop, Mode, Scratch, Stat, Undead, all_descendants, children_of,
+    comm, command, exec, state, status_mask, wait_for,
 };
 use crate::{both_modes, check, eqnice};
 
@@ -41,11 +41,6 @@ fn child_and_grandchild(u: &Undead) -> (i32, i32) {
     });
     eqnice!(true, grand.is_some(), u);
     (child, grand.unwrap_or_default())
-}
-
-/// Those of `pids` still present, named so that a drop kills only them.
-fn idents(pids: &[i32]) -> Vec<Ident> {
-    pids.iter().copied().filter_map(Ident::of).collect()
 }
 
 const TREE: [&str; 4] = ["--", "sh", "-c", "sleep 1000 & wait"];
@@ -110,7 +105,7 @@ fn guard_decides_whether_a_sigkilled_subreaper_takes_the_group() {
         args.extend(TREE);
         let mut u = Undead::start(Mode::Subreaper, &args);
         let (child, grand) = child_and_grandchild(&u);
-        let _left = KillOnDrop(idents(&[child, grand]));
+        let _left = KillOnDrop::pids(&[child, grand]);
         eqnice!(
             group_and_session(child).map(|g| g.0),
             group_and_session(grand).map(|g| g.0),
@@ -215,7 +210,7 @@ fn pgroup_signal_reaches_the_grandchild(mode: Mode) {
                 }
             });
             let (child, grand) = child_and_grandchild(&u);
-            let _left = KillOnDrop(idents(&[child, grand]));
+            let _left = KillOnDrop::pids(&[child, grand]);
             // The grandchild runs with USR1 at its default again.
             let caught = wait_for(T, || {
                 let ign = status_mask(grand, "SigIgn")?;

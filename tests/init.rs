@@ -556,7 +556,7 @@ fn warn_on_reaping_an_orphan(mode: Mode) {
 
 /// Host pids of everything under undead, killed on drop if they escape.
 fn snapshot(u: &Undead) -> KillOnDrop {
-    KillOnDrop(u.descendants())
+    KillOnDrop::pids(&u.descendants())
 }
 
 both_modes!(grace_kills_every_descendant_after_term);
@@ -585,14 +585,14 @@ fn grace_kills_every_descendant_after_term(mode: Mode) {
             eqnice!(Some(137), u.wait(T), u);
             let took = sent.elapsed();
             assert!(took >= Duration::from_millis(500), "{mode:?} {took:?}");
-            eqnice!(Vec::<i32>::new(), alive(&tree.0), u);
+            eqnice!(Vec::<i32>::new(), tree.alive(), u);
         } else {
             // WINCH (28) after TERM (15): once the child logs it, undead
             // has handled the TERM. Then nothing happens for 1 s.
             u.signal(SIGWINCH);
             eqnice!(vec!["WINCH"], wait_got(&out, 1), u);
             eqnice!(None, u.wait(Duration::from_secs(1)), u);
-            eqnice!(tree.0.clone(), alive(&tree.0), u);
+            eqnice!(tree.listed(), tree.alive(), u);
         }
     }
 }
@@ -643,7 +643,7 @@ fn wait_all_waits_for_the_last_descendant(mode: Mode) {
     let dir = Scratch::new("waitall");
     let w = wait_all_child(&dir, "", "");
     let (mut u, child, gc) = start_wait_all(mode, &["--wait-all"], &w);
-    let _guard = KillOnDrop(vec![gc]);
+    let _guard = KillOnDrop::pids(&[gc]);
     let gone = wait_for(T, || stat(child).is_none().then_some(()));
     eqnice!(Some(()), gone, u);
     // The child is reaped; the grandchild keeps undead running.
@@ -660,7 +660,7 @@ fn wait_all_with_grace_kills_the_stragglers(mode: Mode) {
     let w = wait_all_child(&dir, "", "");
     let flags = ["--wait-all", "--grace", "500ms"];
     let (mut u, child, gc) = start_wait_all(mode, &flags, &w);
-    let _guard = KillOnDrop(vec![gc]);
+    let _guard = KillOnDrop::pids(&[gc]);
     let gone = wait_for(T, || stat(child).is_none().then_some(()));
     eqnice!(Some(()), gone, u);
     let t0 = Instant::now();
@@ -675,7 +675,7 @@ fn wait_all_term_reaches_the_stragglers(mode: Mode) {
     let dir = Scratch::new("waitallterm");
     let w = wait_all_child(&dir, "", "");
     let (mut u, child, gc) = start_wait_all(mode, &["--wait-all"], &w);
-    let _guard = KillOnDrop(vec![gc]);
+    let _guard = KillOnDrop::pids(&[gc]);
     let gone = wait_for(T, || stat(child).is_none().then_some(()));
     eqnice!(Some(()), gone, u);
     // `docker stop` now: the straggler should get the TERM (it has
@@ -700,7 +700,7 @@ fn without_wait_all_undead_exits_at_once_and_leaves_nothing(mode: Mode) {
     // undead must still take it down.
     let w = wait_all_child(&dir, "trap '' TERM HUP;", "setsid");
     let (mut u, _, gc) = start_wait_all(mode, &[], &w);
-    let _guard = KillOnDrop(vec![gc]);
+    let _guard = KillOnDrop::pids(&[gc]);
     eqnice!(Some(3), u.wait(T), u);
     let gone = wait_for(T, || alive(&[gc]).is_empty().then_some(()));
     eqnice!(Some(()), gone, u);
@@ -723,10 +723,10 @@ fn forwarded_term_leaves_nothing(mode: Mode) {
         (t.len() == 3).then_some(t)
     });
     eqnice!(true, tree.is_some(), u);
-    let tree = KillOnDrop(tree.unwrap());
+    let tree = KillOnDrop::pids(&tree.unwrap());
     u.signal(SIGTERM);
     eqnice!(Some(143), u.wait(T), u);
-    eqnice!(Vec::<i32>::new(), alive(&tree.0), u);
+    eqnice!(Vec::<i32>::new(), tree.alive(), u);
 }
 
 /// Start a child with two grandchildren (one in its own session) and
@@ -748,7 +748,7 @@ fn sigkill_undead(
         (g.len() == 2).then_some(g)
     })
     .unwrap_or_default();
-    let guard = KillOnDrop(grand.clone());
+    let guard = KillOnDrop::pids(&grand);
     assert_eq!(grand.len(), 2, "{mode:?}");
     // The one in the child's process group first, the setsid one second.
     let mut grand = grand;

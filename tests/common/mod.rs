@@ -34,7 +34,7 @@ pub use cgroup::{FREEZER, PidsCgroup, ThawGuard, UNIFIED};
 pub use control::Control;
 pub use proc::{
     Ident, Kill, KillOnDrop, Stat, alive, all_descendants, all_pids,
-    children_of, comm, descendants, kill, ns_pid, starttime, stat,
+    children_of, comm, descendants, idents, kill, ns_pid, starttime, stat,
     stat_fields, state, status_field, status_mask, wchan,
 };
 pub use pty::Pty;

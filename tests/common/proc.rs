@@ -200,16 +200,12 @@ impl Ident {
     }
 }
 
-/// What [`KillOnDrop`] can end: a host pid, an [`Ident`] (only while it
-/// is still that process) or a `Child` this test spawned (also reaped).
+/// What [`KillOnDrop`] can end: an [`Ident`] (only while it is still that
+/// process) or a `Child` this test spawned (also reaped). Never a bare pid:
+/// a drop can come after the pid was reused (the 20 000-zombie tests cycle
+/// the host's pids), and a stale kill would hit another test's process.
 pub trait Kill {
     fn kill(&mut self);
-}
-
-impl Kill for i32 {
-    fn kill(&mut self) {
-        kill(*self, libc::SIGKILL);
-    }
 }
 
 impl Kill for Ident {
@@ -231,7 +227,33 @@ impl Kill for Child {
 
 /// SIGKILLs what it lists on drop: processes that escaped undead's tree,
 /// which `Undead`'s drop no longer finds, also when the test fails.
-pub struct KillOnDrop<T: Kill = i32>(pub Vec<T>);
+pub struct KillOnDrop<T: Kill = Ident>(pub Vec<T>);
+
+impl KillOnDrop<Ident> {
+    /// Those of `pids` still present, each named by its start time.
+    pub fn pids(pids: &[i32]) -> Self {
+        KillOnDrop(idents(pids))
+    }
+    /// The pids of those still running (present, not a zombie, and still
+    /// the same process).
+    pub fn alive(&self) -> Vec<i32> {
+        self.0
+            .iter()
+            .filter(|i| i.state().is_some_and(|s| s != 'Z'))
+            .map(|i| i.pid)
+            .collect()
+    }
+    /// Every pid listed.
+    pub fn listed(&self) -> Vec<i32> {
+        self.0.iter().map(|i| i.pid).collect()
+    }
+}
+
+/// Those of `pids` still present, named so that a later kill reaches only
+/// them.
+pub fn idents(pids: &[i32]) -> Vec<Ident> {
+    pids.iter().copied().filter_map(Ident::of).collect()
+}
 
 impl<T: Kill> Drop for KillOnDrop<T> {
     fn drop(&mut self) {

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::proc::{
-    Stat, all_descendants, children_of, comm, descendants, kill, ns_pid,
-    state, wchan,
+    Ident, Stat, all_descendants, children_of, comm, descendants, kill,
+    ns_pid, state, wchan,
 };
 use super::run::wait_for;
 
@@ -124,6 +124,8 @@ pub struct Undead {
     child: Child,
     /// undead's pid on the host.
     pub pid: i32,
+    /// The same, with its start time: what is signalled (never a reused pid).
+    ident: Option<Ident>,
     pub stderr_path: PathBuf,
     _scratch: Scratch,
     exited: Option<i32>,
@@ -203,6 +205,7 @@ impl Undead {
             mode,
             child,
             pid,
+            ident: Ident::of(pid),
             stderr_path,
             _scratch: scratch,
             exited: None,
@@ -237,9 +240,12 @@ impl Undead {
             .is_some_and(|s| s.state != 'Z' && s.comm == "undead")
     }
 
-    /// Send a signal to undead itself.
+    /// Send a signal to undead itself (while it is still that process:
+    /// as PID 1 it is reaped by `unshare`, not by the test).
     pub fn signal(&self, sig: i32) {
-        kill(self.pid, sig);
+        if self.ident.is_some_and(|i| i.present()) {
+            kill(self.pid, sig);
+        }
     }
 
     /// Every descendant of undead on the host, excluding undead.
@@ -339,7 +345,10 @@ impl Undead {
 
 impl Drop for Undead {
     fn drop(&mut self) {
-        if self.exited.is_none() {
+        // A pid whose process is gone (reaped by `unshare`) may be
+        // another test's process by now: neither it nor its tree is ours.
+        let ours = self.ident.is_some_and(|i| i.present());
+        if self.exited.is_none() && ours {
             // Kill the tree before undead: while undead (a subreaper)
             // lives, whatever the tree forks meanwhile stays in it and is
             // found by the next round; killed first, undead would hand
@@ -355,6 +364,8 @@ impl Drop for Undead {
                 left.is_empty().then_some(())
             });
             kill(self.pid, libc::SIGKILL);
+        }
+        if self.exited.is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
