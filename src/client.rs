@@ -282,7 +282,7 @@ pub fn ask(
     let _ = send(stream.as_raw_fd(), line.as_bytes(), MsgFlags::MSG_NOSIGNAL);
     // The reply is one line; do not wait for EOF beyond it.
     let mut reply = Vec::new();
-    let mut chunk = [0u8; 4096];
+    let mut chunk = [0u8; 65536];
     while !reply.ends_with(b"\n") {
         match stream.read(&mut chunk) {
             Ok(0) => break,
@@ -349,7 +349,8 @@ fn held_here(control: &str) -> Vec<(u64, String)> {
         return Vec::new();
     }
     let held = s.get("held").map(Value::as_array).unwrap_or(&[]);
-    held.iter()
+    let mut kinds: Vec<(u64, String)> = held
+        .iter()
         .filter_map(|h| {
             let kind = h.get("kind")?.as_str()?;
             let unheld = matches!(h.get("unheld"), Some(Value::Bool(true)));
@@ -358,7 +359,10 @@ fn held_here(control: &str) -> Vec<(u64, String)> {
                 if unheld { format!("{kind} (unheld)") } else { kind.into() },
             ))
         })
-        .collect()
+        .collect();
+    // Sorted by pid: `ps` looks each process up.
+    kinds.sort_unstable_by_key(|(pid, _)| *pid);
+    kinds
 }
 
 /// Abort (or list) the FUSE connections of undead's filesystems; thaw

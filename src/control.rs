@@ -127,10 +127,7 @@ impl Server {
     pub fn respond(&mut self, conn: ConnId, reply: &Reply) {
         let now = Instant::now();
         if let Some(c) = self.conns.iter_mut().find(|c| c.id == conn) {
-            c.stage = Stage::Writing {
-                out: format!("{}\n", encode(reply)).into_bytes(),
-                sent: 0,
-            };
+            c.stage = Stage::Writing { out: line(reply), sent: 0 };
             c.deadline = now + REPLY_TIMEOUT;
         }
         self.flush(now);
@@ -383,6 +380,16 @@ fn write_some(stream: &UnixStream, out: &[u8], sent: &mut usize) -> bool {
         }
     }
     true
+}
+
+/// A reply as sent: its JSON and a newline. `status` is written as built,
+/// not copied first (1.3 MB at 10 000 held).
+fn line(reply: &Reply) -> Vec<u8> {
+    match reply {
+        Reply::Status(status) => format!("{status}\n"),
+        other => format!("{}\n", encode(other)),
+    }
+    .into_bytes()
 }
 
 /// A reply as the client reads it: one JSON object with `ok`. Pure.

@@ -87,16 +87,26 @@ fn print_status(s: &Value) {
 }
 
 /// The processes of this PID namespace, with what undead holds them as
-/// (asked over the socket if undead answers; `null` otherwise).
+/// (asked over the socket if undead answers; `null` otherwise). `held` is
+/// sorted by pid.
 pub fn ps(json_out: bool, held: &[(u64, String)]) {
     let rows: Vec<(procfs::Proc, String, Option<&str>)> = procfs::snapshot()
         .into_iter()
         .map(|p| {
-            let wchan = procfs::wchan(p.pid);
+            // A zombie's stack is freed when it last switches out
+            // (`finish_task_switch`), so the kernel's `get_wchan` finds
+            // nothing and /proc/PID/wchan reads "0" for as long as it is a
+            // zombie: not read for thousands of held ones.
+            let wchan = if p.state == 'Z' {
+                String::new()
+            } else {
+                procfs::wchan(p.pid)
+            };
+            let pid = p.pid.as_raw() as u64;
             let kind = held
-                .iter()
-                .find(|(pid, _)| *pid == p.pid.as_raw() as u64)
-                .map(|(_, k)| k.as_str());
+                .binary_search_by_key(&pid, |(p, _)| *p)
+                .ok()
+                .map(|i| held[i].1.as_str());
             (p, wchan, kind)
         })
         .collect();

@@ -38,7 +38,10 @@ pub struct View<'a> {
 pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
     // undead's own tree only, walked through the children files: cheap on
     // a host with thousands of processes.
-    let (under, known_z) = tree(v.me, v.proc_ok, v.held);
+    let mut held_z: Vec<Pid> =
+        v.held.iter().filter(|h| h.kind == "zombie").map(|h| h.pid).collect();
+    held_z.sort_unstable();
+    let (under, known_z) = tree(v.me, v.proc_ok, &held_z);
     let count = |s| {
         let extra = if s == 'Z' { known_z } else { 0 };
         under.iter().filter(|p| p.state == s).count() + extra
@@ -92,25 +95,34 @@ pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
 
 /// How many Z and D processes undead sees among its descendants (what
 /// `wait` compares against).
-pub fn seen(me: Pid, proc_ok: bool, held: &[HeldProc]) -> (u64, u64) {
-    let (under, known_z) = tree(me, proc_ok, held);
+/// `zombies`: the kit's (sorted), counted without being read. One walk
+/// (`procfs::descendants_once`): a process missed is counted by the next.
+pub fn seen(me: Pid, proc_ok: bool, zombies: &[Pid]) -> (u64, u64) {
+    if !proc_ok {
+        return (0, 0);
+    }
+    let (known_z, rest): (Vec<Pid>, Vec<Pid>) =
+        procfs::descendants_once(me, zombies)
+            .into_iter()
+            .partition(|p| zombies.binary_search(p).is_ok());
+    let under: Vec<Proc> =
+        rest.into_iter().filter_map(procfs::read_proc).collect();
     let count = |s| under.iter().filter(|p| p.state == s).count() as u64;
-    (count('Z') + known_z as u64, count('D'))
+    (count('Z') + known_z.len() as u64, count('D'))
 }
 
 /// undead's descendants as read from /proc, but for the zombies the kit
 /// holds, which are only counted: a held zombie is Z until the kit reaps
 /// it (nothing else can), and thousands of them are common.
-fn tree(me: Pid, proc_ok: bool, held: &[HeldProc]) -> (Vec<Proc>, usize) {
+/// `held_z`: the kit's zombies, sorted.
+fn tree(me: Pid, proc_ok: bool, held_z: &[Pid]) -> (Vec<Proc>, usize) {
     if !proc_ok {
         return (Vec::new(), 0);
     }
-    let mut held_z: Vec<Pid> =
-        held.iter().filter(|h| h.kind == "zombie").map(|h| h.pid).collect();
-    held_z.sort_unstable();
-    let (known_z, rest): (Vec<Pid>, Vec<Pid>) = procfs::descendants_of(me)
-        .into_iter()
-        .partition(|p| held_z.binary_search(p).is_ok());
+    let (known_z, rest): (Vec<Pid>, Vec<Pid>) =
+        procfs::descendants_of(me, held_z)
+            .into_iter()
+            .partition(|p| held_z.binary_search(p).is_ok());
     (rest.into_iter().filter_map(procfs::read_proc).collect(), known_z.len())
 }
 

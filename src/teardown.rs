@@ -39,9 +39,11 @@ pub struct Scope {
     pub proc_ok: bool,
     /// The child's process group (it leads it), if there is a child.
     pub child_group: Option<Pid>,
-    /// Left alone: what the kit holds (released, not killed) and
+    /// Left alone (sorted): what the kit holds (released, not killed) and
     /// `undead-guard`.
     pub spare: Vec<Pid>,
+    /// The kit's zombies (sorted): no children to look for under them.
+    pub zombies: Vec<Pid>,
 }
 
 impl Scope {
@@ -59,10 +61,13 @@ impl Scope {
         if !self.proc_ok {
             return (Vec::new(), true);
         }
-        procfs::descendants_where(self.me, |p| {
-            !self.spare.contains(&p)
-                && procfs::state_of(p).is_some_and(|s| s != 'Z')
+        procfs::descendants_where(self.me, &self.zombies, |p| {
+            !self.spared(p) && procfs::state_of(p).is_some_and(|s| s != 'Z')
         })
+    }
+
+    fn spared(&self, pid: Pid) -> bool {
+        self.spare.binary_search(&pid).is_ok()
     }
 
     /// The stop sequence's TERM: `sig`, then SIGCONT, to every remaining
@@ -125,7 +130,7 @@ impl Scope {
         let mut group_killed = false;
         while let Some(parent) = queue.pop() {
             let kids = procfs::children(parent).unwrap_or_default();
-            for kid in kids.into_iter().filter(|p| !self.spare.contains(p)) {
+            for kid in kids.into_iter().filter(|&p| !self.spared(p)) {
                 for &sig in sigs {
                     let _ = kill(kid, sig);
                 }

@@ -84,7 +84,7 @@ fn hop_forever(undead: Pid, every: Duration) -> ! {
 impl Lines {
     /// The members of the group under undead, live or not.
     fn members(&self) -> Vec<(Pid, char)> {
-        procfs::descendants_of(unistd::getpid())
+        procfs::descendants_of(unistd::getpid(), &[])
             .into_iter()
             .filter(|&p| {
                 procfs::group_and_session(p)

@@ -17,6 +17,7 @@ mod frozen;
 mod fuse;
 mod hazard;
 mod hopper;
+mod index;
 mod pending;
 mod rescue;
 mod select;
@@ -35,9 +36,11 @@ pub use pending::OpId;
 pub use rescue::rescue;
 pub(crate) use settle::settle;
 
+use index::Index;
 use pending::{Creating, Making, Releasing, SLICE, TICK};
 use unit::Unit;
 
+use std::cell::OnceCell;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -149,6 +152,8 @@ pub struct Kit {
     /// Allocated on first use, so a plain init does not carry it.
     stack: Vec<u8>,
     units: Vec<(Unit, Instant)>,
+    /// What the loop asks of `units`, rebuilt after they change.
+    index: OnceCell<Index>,
     /// Released FUSE connections still answering their victims' last
     /// requests (the FLUSH of their exit) until every victim is gone.
     releasing: Vec<fuse::FuseHold>,
@@ -179,6 +184,7 @@ impl Kit {
         Kit {
             stack: Vec::new(),
             units: Vec::new(),
+            index: OnceCell::new(),
             releasing: Vec::new(),
             release_after,
             creating: Vec::new(),
@@ -188,6 +194,32 @@ impl Kit {
             last_op: 0,
             busy_at: None,
         }
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| Index::of(&self.units))
+    }
+
+    /// `units` changed: the index is rebuilt when next asked for.
+    fn changed(&mut self) {
+        self.index.take();
+    }
+
+    /// How many of a kind are held or shown unheld.
+    pub fn count(&self, kind: &str) -> u64 {
+        let ix = self.index();
+        let live = ix.hazards.iter().filter_map(|&i| self.units.get(i));
+        let hazards: usize = live
+            .filter(|(u, _)| matches!(u, Unit::Hazard(h) if h.kind().name() == kind))
+            .map(|(u, _)| u.procs().len())
+            .sum();
+        ix.count(kind) + hazards as u64
+    }
+
+    /// The pids of the zombies held (sorted): confirmed Z, and only undead
+    /// (or their holder) can reap them.
+    pub fn zombies(&self) -> &[Pid] {
+        &self.index().zombies
     }
 
     fn next_op(&mut self) -> OpId {
@@ -343,6 +375,7 @@ impl Kit {
             .into_iter()
             .partition(|(u, _)| u.taken_by(what));
         self.units = kept;
+        self.changed();
         self.let_go(taken.into_iter().map(|(u, _)| u).collect())
     }
 
@@ -366,6 +399,13 @@ impl Kit {
     /// left is dropped. Held zombies are clone children the drain never
     /// reaps.
     pub fn forget(&mut self, reaped: &[Pid]) {
+        for hold in &mut self.releasing {
+            hold.forget(reaped);
+        }
+        if !self.index().watches_any(reaped) {
+            return;
+        }
+        self.changed();
         self.units.retain_mut(|(unit, _)| match unit {
             Unit::Holder(h) => !reaped.contains(&h.pid),
             Unit::Vfork { holder, .. } => !reaped.contains(holder),
@@ -373,9 +413,6 @@ impl Kit {
             Unit::Zombie(_) => true,
             Unit::Fuse(hold) => hold.forget(reaped),
         });
-        for hold in &mut self.releasing {
-            hold.forget(reaped);
-        }
     }
 
     /// Release the units held for `--release-after` or longer.
@@ -385,6 +422,7 @@ impl Kit {
             .into_iter()
             .partition(|(u, since)| !u.is_unheld() && *since + after <= now);
         self.units = kept;
+        self.changed();
         self.let_go(taken.into_iter().map(|(u, _)| u).collect()).0
     }
 
@@ -412,8 +450,8 @@ impl Source for Kit {
 
     /// The FUSE descriptors with requests to answer.
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.units
-            .iter()
+        let held = if self.index().fuse { &self.units[..] } else { &[] };
+        held.iter()
             .filter_map(|(u, _)| match u {
                 Unit::Fuse(hold) => Some(hold),
                 _ => None,
@@ -427,13 +465,9 @@ impl Source for Kit {
     /// When an operation in progress needs a slice, or the next unit
     /// reaches `--release-after`.
     fn next_deadline(&self) -> Option<Instant> {
-        let expiry = self.release_after.and_then(|after| {
-            self.units
-                .iter()
-                .filter(|(u, _)| !u.is_unheld())
-                .map(|(_, since)| *since + after)
-                .min()
-        });
+        let expiry = self
+            .release_after
+            .and_then(|after| Some(self.index().oldest? + after));
         self.busy_at.into_iter().chain(expiry).min()
     }
 
@@ -441,9 +475,11 @@ impl Source for Kit {
     /// victims are all gone; advance the operations in progress by one
     /// slice; release what reached `--release-after`. Never blocks.
     fn service(&mut self, now: Instant) -> Vec<KitEvent> {
-        for (unit, _) in &mut self.units {
-            if let Unit::Fuse(hold) = unit {
-                hold.on_readable();
+        if self.index().fuse {
+            for (unit, _) in &mut self.units {
+                if let Unit::Fuse(hold) = unit {
+                    hold.on_readable();
+                }
             }
         }
         for hold in &mut self.releasing {
@@ -453,9 +489,7 @@ impl Source for Kit {
         self.advance(Instant::now() + SLICE);
         let mut events = std::mem::take(&mut self.done);
         let expired = self.release_after.is_some_and(|after| {
-            self.units
-                .iter()
-                .any(|(u, since)| !u.is_unheld() && *since + after <= now)
+            self.index().oldest.is_some_and(|since| since + after <= now)
         });
         if expired {
             events.push(KitEvent::Expired(self.release_expired(now)));

@@ -287,6 +287,7 @@ impl Kit {
             let (made, units) = c.finish();
             let now = Instant::now();
             self.units.extend(units.into_iter().map(|u| (u, now)));
+            self.changed();
             self.done.push(KitEvent::Created(op, made));
         }
         let mut i = 0;

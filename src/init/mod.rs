@@ -34,7 +34,7 @@ use crate::signals;
 use crate::status;
 use crate::teardown;
 use crate::wait;
-use crate::waiting::Waiters;
+use crate::waiting::{self, Waiters};
 
 /// How long a subreaper's exit keeps killing what is left (a released
 /// `--outlive` FUSE victim is SIGKILL-immune until the kernel frees it).
@@ -165,12 +165,15 @@ impl Init {
         if self.waiters.is_empty() {
             return;
         }
-        let held = self.kit.held();
-        let seen = status::seen(self.me, self.proc_ok, &held);
-        let of_kind =
-            |k: &str| held.iter().filter(|h| h.kind == k).count() as u64;
+        let kit = &self.kit;
+        let held = waiting::Held {
+            zombies: kit.zombies().len() as u64,
+            of_kind: |k: &str| kit.count(k),
+        };
+        let look = || status::seen(self.me, self.proc_ok, kit.zombies());
         let now = Instant::now();
-        for (conn, met) in self.waiters.answer(seen, of_kind, now) {
+        let answers = self.waiters.answer(&held, look, now);
+        for (conn, met) in answers {
             let reply = match met {
                 Ok(()) => Reply::Done,
                 Err(why) => Reply::Refused(why),
@@ -400,12 +403,15 @@ impl Init {
     fn teardown(&self) -> teardown::Scope {
         let held = self.kit.held();
         let spare = held.iter().filter(|h| !h.unheld).map(|h| h.pid);
+        let mut spare: Vec<Pid> = spare.chain(self.guard_pid()).collect();
+        spare.sort_unstable();
         teardown::Scope {
             me: self.me,
             is_pid1: self.is_pid1,
             proc_ok: self.proc_ok,
             child_group: self.child,
-            spare: spare.chain(self.guard_pid()).collect(),
+            spare,
+            zombies: self.kit.zombies().to_vec(),
         }
     }
 
@@ -435,7 +441,7 @@ impl Init {
         if !self.proc_ok {
             return Vec::new();
         }
-        procfs::descendants_of(self.me)
+        procfs::descendants_of(self.me, self.kit.zombies())
     }
 
     fn guard_pid(&self) -> Option<Pid> {
