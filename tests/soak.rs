@@ -789,13 +789,21 @@ impl Soak {
 
     /// Each hopper line is one live `undead-hopper`, two while it hops.
     fn hoppers_live(&self, lines: usize) {
+        // A hopper is undead's child once its predecessor has exited. A
+        // line can be missed if its hopper exits between the read of
+        // undead's children and the read of its stat (hundreds of held
+        // zombies make that window longer than a 10 ms hop): so undead's
+        // children are read again after the stats, and those new since
+        // (the successors) are counted too. A line counts at most twice.
+        let hopper = |s: &Stat| s.comm == "undead-hopper" && s.state != 'Z';
         let live = || {
-            self.u
-                .descendants()
-                .into_iter()
-                .filter_map(Stat::of)
-                .filter(|s| s.comm == "undead-hopper" && s.state != 'Z')
-                .count()
+            let first = crate::common::children_of(self.u.pid);
+            let seen = first.iter().filter_map(|&p| Stat::of(p));
+            let mut n = seen.filter(|s| hopper(s)).count();
+            let later = crate::common::children_of(self.u.pid);
+            let new = later.into_iter().filter(|p| !first.contains(p));
+            n += new.filter_map(Stat::of).filter(|s| hopper(s)).count();
+            n
         };
         let ok = wait_for(Duration::from_secs(3), || {
             let n = live();

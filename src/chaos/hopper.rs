@@ -82,16 +82,41 @@ fn hop_forever(undead: Pid, every: Duration) -> ! {
 }
 
 impl Lines {
-    /// The members of the group under undead, live or not.
+    /// The members of the group under undead, live or not. A hopper is
+    /// undead's child, or its predecessor's while both live. A walk of
+    /// the whole tree is slower than a hop with many processes under
+    /// undead, and a line whose predecessor exits meanwhile moves to
+    /// undead's children already read: it would be missed (status then
+    /// lists fewer lines than there are). So only these two levels are
+    /// read (held zombie clones skipped by one `waitid`, not read), and
+    /// undead's children once more after: those new since are the
+    /// successors of hoppers that exited meanwhile.
     fn members(&self) -> Vec<(Pid, char)> {
-        procfs::descendants_of(unistd::getpid(), &[])
-            .into_iter()
-            .filter(|&p| {
-                procfs::group_and_session(p)
-                    .is_some_and(|(g, _)| g == self.pgid)
-            })
-            .filter_map(|p| Some((p, procfs::state_of(p)?)))
-            .collect()
+        let me = unistd::getpid();
+        let member = |p: Pid| -> Option<(Pid, char)> {
+            if reaper::is_zombie_clone(p) {
+                return None;
+            }
+            let (group, _) = procfs::group_and_session(p)?;
+            (group == self.pgid).then_some((p, procfs::state_of(p)?))
+        };
+        let mut first = procfs::children(me).unwrap_or_default();
+        let mut out: Vec<(Pid, char)> = Vec::new();
+        for &p in &first {
+            if let Some(m) = member(p) {
+                out.push(m);
+                let kids = procfs::children(p).unwrap_or_default();
+                out.extend(kids.into_iter().filter_map(member));
+            }
+        }
+        first.sort_unstable();
+        let later = procfs::children(me).unwrap_or_default();
+        let new =
+            later.into_iter().filter(|p| first.binary_search(p).is_err());
+        out.extend(new.filter_map(member));
+        out.sort_unstable();
+        out.dedup_by_key(|(p, _)| *p);
+        out
     }
 
     /// The hoppers alive now (up to 2N while successors are born).
