@@ -102,20 +102,23 @@ impl Lines {
         };
         let mut first = procfs::children(me).unwrap_or_default();
         let mut out: Vec<(Pid, char)> = Vec::new();
+        let mut add = |m: (Pid, char)| {
+            if !out.iter().any(|&(p, _)| p == m.0) {
+                out.push(m);
+            }
+        };
         for &p in &first {
             if let Some(m) = member(p) {
-                out.push(m);
+                add(m);
                 let kids = procfs::children(p).unwrap_or_default();
-                out.extend(kids.into_iter().filter_map(member));
+                kids.into_iter().filter_map(member).for_each(&mut add);
             }
         }
         first.sort_unstable();
         let later = procfs::children(me).unwrap_or_default();
         let new =
             later.into_iter().filter(|p| first.binary_search(p).is_err());
-        out.extend(new.filter_map(member));
-        out.sort_unstable();
-        out.dedup_by_key(|(p, _)| *p);
+        new.filter_map(member).for_each(&mut add);
         out
     }
 
