@@ -8,6 +8,11 @@
  *     teardown MODE SIG FIFO GRACE_MS -- ARGV...  SIG to the init of a process tree; survivors are
  *                                            those still alive GRACE_MS after the init exited
  *     hold     MODE -- ARGV...               start, print pid, wait for EOF on stdin, kill all
+ *     zombies  N                             the kernel's floor of `undead zombie N` and its release,
+ *                                            run as PID 1 of a fresh namespace: N children that exit
+ *                                            at once (clone CLONE_VM, an 8 KiB stack each, as undead
+ *                                            makes them), each confirmed a zombie (waitid WNOWAIT),
+ *                                            then each reaped by pid; prints key=value ms
  *   helper roles (the workload, run under the init):
  *     h-orphans N DONE GO [floor]            fork N orphans as fast as possible
  *     h-sigwait FIFO                         write clock_gettime from a SIGUSR1 handler
@@ -29,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -659,6 +665,49 @@ static int h_tree(int argc, char **argv)
 	return 0;
 }
 
+static double ms_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int zombie_child(void *arg)
+{
+	(void)arg;
+	_exit(0);
+}
+
+static int drv_zombies(int argc, char **argv)
+{
+	(void)argc;
+	long n = atol(argv[2]);
+	const size_t stack = 8192;
+	pid_t *pids = calloc(n > 0 ? n : 1, sizeof *pids);
+	char *stacks = n > 0 ? mmap(NULL, n * stack, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+			     : MAP_FAILED;
+	if (!pids || stacks == MAP_FAILED)
+		return 2;
+	double t0 = ms_now();
+	long made = 0;
+	for (; made < n; made++) {
+		pid_t p = clone(zombie_child, stacks + (made + 1) * stack, CLONE_VM | SIGCHLD, NULL);
+		if (p < 0)
+			break;
+		pids[made] = p;
+	}
+	siginfo_t si;
+	for (long i = 0; i < made; i++)
+		waitid(P_PID, pids[i], &si, WEXITED | WNOWAIT);
+	double t1 = ms_now();
+	for (long i = 0; i < made; i++)
+		waitpid(pids[i], NULL, 0);
+	double t2 = ms_now();
+	printf("made=%ld create_ms=%.3f release_ms=%.3f\n", made, t1 - t0, t2 - t1);
+	return made == n ? 0 : 1;
+}
+
 static int h_pause(int argc, char **argv)
 {
 	if (argc > 2) {
@@ -688,6 +737,8 @@ int main(int argc, char **argv)
 		return drv_teardown(argc, argv);
 	if (!strcmp(r, "hold") && argc > 3)
 		return drv_hold(argc, argv);
+	if (!strcmp(r, "zombies") && argc > 2)
+		return drv_zombies(argc, argv);
 	if (!strcmp(r, "h-orphans") && argc > 4)
 		return h_orphans(argc, argv);
 	if (!strcmp(r, "h-sigwait"))
