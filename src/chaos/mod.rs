@@ -398,9 +398,18 @@ impl Kit {
     /// belong to unrelated processes by then. A connection with no victim
     /// left is dropped. Held zombies are clone children the drain never
     /// reaps.
+    ///
+    /// Released processes the drain reaped first leave `dying` too: kept,
+    /// their pid could name a new process by the next look, whose exit the
+    /// kit would then reap in the drain's place (and the holding it belongs
+    /// to would never hear of it).
     pub fn forget(&mut self, reaped: &[Pid]) {
         for hold in &mut self.releasing {
             hold.forget(reaped);
+        }
+        self.dying.retain(|p| !reaped.contains(p));
+        for r in &mut self.letting_go {
+            r.forget(reaped);
         }
         if !self.index().watches_any(reaped) {
             return;

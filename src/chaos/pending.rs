@@ -248,6 +248,11 @@ impl Releasing {
         done || Instant::now() >= self.deadline
     }
 
+    /// The drain reaped these: no longer ours to reap by pid.
+    pub fn forget(&mut self, reaped: &[Pid]) {
+        self.dying.retain(|p| !reaped.contains(p));
+    }
+
     /// What is still dying after the deadline: the kit keeps reaping it.
     pub fn leftover(self) -> Vec<Pid> {
         self.dying
