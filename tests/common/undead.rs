@@ -153,19 +153,12 @@ impl Undead {
         args: &[&str],
         tweak: impl Fn(&mut Command),
     ) -> Undead {
-        // Once more if undead is not there: a start lost to something
-        // else on the machine (seen 2 in 6 full runs as PID 1 with --pause,
-        // never alone; suspected: a stale kill by raw pid after pid
-        // wrap-around) is reported on stderr, not taken for undead's fault.
-        match Undead::try_launch(mode, how, args, &tweak) {
-            Ok(u) => u,
-            Err(why) => {
-                eprintln!("undead did not start ({why}); once more");
-                Undead::try_launch(mode, how, args, &tweak).unwrap_or_else(
-                    |why| panic!("undead did not start: {why}"),
-                )
-            }
-        }
+        // No second try: a start lost once (2 in 6 full runs, as PID 1
+        // with --pause) was most likely a stale kill by a bare pid from
+        // another test's drop after pid wrap-around; those are gone
+        // (`KillOnDrop` takes `Ident`s, `Undead` checks its own).
+        Undead::try_launch(mode, how, args, &tweak)
+            .unwrap_or_else(|why| panic!("undead did not start: {why}"))
     }
 
     fn try_launch(
