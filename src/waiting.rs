@@ -29,6 +29,10 @@ const SPACING: u32 = 50;
 /// Looks within this of each other are one.
 const MIN_SPACING: Duration = Duration::from_millis(1);
 
+/// However costly a look, one at least this often while a client waits
+/// for what only /proc shows.
+const MAX_SPACING: Duration = Duration::from_secs(1);
+
 /// The most a client is held per request; its own `--timeout` may be
 /// longer: it asks again.
 pub const MAX_HOLD: Duration = Duration::from_secs(20);
@@ -85,14 +89,24 @@ impl Waiters {
         look: impl FnOnce() -> (u64, u64),
         now: Instant,
     ) -> Vec<(ConnId, Result<(), String>)> {
+        // Each kind counted once per call (a hopper's count reads /proc).
+        let mut counted: Vec<(&'static str, u64)> = Vec::new();
+        for w in &self.list {
+            for &(k, _) in &w.want.kinds {
+                if !counted.iter().any(|(c, _)| *c == k) {
+                    counted.push((k, (held.of_kind)(k)));
+                }
+            }
+        }
+        let of_kind = |k: &str| {
+            counted.iter().find(|(c, _)| *c == k).map_or(0, |(_, n)| *n)
+        };
         let short = |w: &Waiter| -> Vec<String> {
             w.want
                 .kinds
                 .iter()
-                .filter(|(k, want)| (held.of_kind)(k) < *want)
-                .map(|(k, want)| {
-                    format!(", {} of {want} {k}", (held.of_kind)(k))
-                })
+                .filter(|(k, want)| of_kind(k) < *want)
+                .map(|(k, want)| format!(", {} of {want} {k}", of_kind(k)))
                 .collect()
         };
         let by_kit =
@@ -107,7 +121,8 @@ impl Waiters {
         let seen = if due && wanted {
             let t0 = Instant::now();
             let seen = look();
-            let spacing = (t0.elapsed() * SPACING).max(MIN_SPACING);
+            let spacing =
+                (t0.elapsed() * SPACING).clamp(MIN_SPACING, MAX_SPACING);
             self.look_at = Some(now + spacing);
             self.recheck_at = Some(now + spacing.max(RECHECK));
             self.last = Some(seen);
@@ -141,10 +156,14 @@ impl Waiters {
             }
             !met && now < w.until
         });
+        // Never a deadline already past: the loop would wake at once,
+        // again and again.
         if self.list.is_empty() {
             self.recheck_at = None;
-        } else if self.recheck_at.is_none() {
-            self.recheck_at = Some(now + RECHECK);
+        } else if self.recheck_at.is_none_or(|at| at <= now) {
+            let next = now + RECHECK;
+            self.recheck_at =
+                Some(self.look_at.map_or(next, |at| at.max(next)));
         }
         out
     }
@@ -212,5 +231,25 @@ mod tests {
         let later = now + RECHECK;
         let got = w.answer(&held(3), || (3, 1), later);
         assert_eq!(got.len(), 1);
+    }
+
+    /// A client waiting for a kind the kit does not hold yet needs no look
+    /// at /proc, and its deadline must still move on: one left in the past
+    /// would wake the loop at once, forever.
+    #[test]
+    fn no_deadline_left_in_the_past() {
+        let now = Instant::now();
+        let mut w = Waiters::default();
+        let mut want = want(0, 0, 10_000);
+        want.kinds.push(("hopper", 3));
+        w.add(ConnId(1), want, now);
+        let two = Held { zombies: 0, of_kind: |_: &str| 2 };
+        let mut t = now;
+        for _ in 0..5 {
+            assert!(w.answer(&two, || (0, 0), t).is_empty());
+            let next = w.next_deadline().expect("a deadline");
+            assert!(next > t, "deadline {next:?} not after {t:?}");
+            t = next;
+        }
     }
 }

@@ -100,7 +100,11 @@ impl Lines {
             let (group, _) = procfs::group_and_session(p)?;
             (group == self.pgid).then_some((p, procfs::state_of(p)?))
         };
-        let mut first = procfs::children(me).unwrap_or_default();
+        let Some(mut first) = procfs::children(me) else {
+            // No children files (CONFIG_PROC_CHILDREN): every process.
+            let all = procfs::snapshot().into_iter().map(|p| p.pid);
+            return all.filter_map(member).collect();
+        };
         let mut out: Vec<(Pid, char)> = Vec::new();
         let mut add = |m: (Pid, char)| {
             if !out.iter().any(|&(p, _)| p == m.0) {

@@ -20,9 +20,11 @@ pub struct Index {
     /// Where the hazard holdings are in `units`: their processes change
     /// (a hopper's all the time), so they are counted when asked.
     pub hazards: Vec<usize>,
-    /// Sorted pids whose reaping by the init's drain ends a holding
-    /// (holders, vfork holders, hazard processes, FUSE victims); held
-    /// zombies are not among them: the drain never reaps those.
+    /// Sorted pids whose reaping by the init's drain changes a holding
+    /// (holders and their zombies, vfork holders, hazard processes, FUSE
+    /// victims). Undead's own zombie clones are not among them: the drain
+    /// never reaps those; a holder's zombies it does, once the holder was
+    /// killed and they moved to undead.
     pub watched: Vec<Pid>,
     /// A FUSE connection is held (its descriptor is polled).
     pub fuse: bool,
@@ -53,7 +55,8 @@ impl Index {
                 }
                 if kind == "zombie" {
                     ix.zombies.push(pid);
-                } else {
+                }
+                if !matches!(unit, Unit::Zombie(_)) {
                     ix.watched.push(pid);
                 }
             }

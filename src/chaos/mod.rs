@@ -404,10 +404,13 @@ impl Kit {
     /// kit would then reap in the drain's place (and the holding it belongs
     /// to would never hear of it).
     pub fn forget(&mut self, reaped: &[Pid]) {
+        let mut reaped = reaped.to_vec();
+        reaped.sort_unstable();
+        let reaped = &reaped[..];
         for hold in &mut self.releasing {
             hold.forget(reaped);
         }
-        self.dying.retain(|p| !reaped.contains(p));
+        self.dying.retain(|p| reaped.binary_search(p).is_err());
         for r in &mut self.letting_go {
             r.forget(reaped);
         }
@@ -415,13 +418,7 @@ impl Kit {
             return;
         }
         self.changed();
-        self.units.retain_mut(|(unit, _)| match unit {
-            Unit::Holder(h) => !reaped.contains(&h.pid),
-            Unit::Vfork { holder, .. } => !reaped.contains(holder),
-            Unit::Hazard(h) => !h.reaped(reaped),
-            Unit::Zombie(_) => true,
-            Unit::Fuse(hold) => hold.forget(reaped),
-        });
+        self.units.retain_mut(|(unit, _)| unit.survives(reaped));
     }
 
     /// Release the units held for `--release-after` or longer.

@@ -248,9 +248,11 @@ impl Releasing {
         done || Instant::now() >= self.deadline
     }
 
-    /// The drain reaped these: no longer ours to reap by pid.
+    /// The drain reaped these (`reaped` sorted): no longer ours to reap
+    /// or signal by pid, whether already let go or still to be.
     pub fn forget(&mut self, reaped: &[Pid]) {
-        self.dying.retain(|p| !reaped.contains(p));
+        self.dying.retain(|p| reaped.binary_search(p).is_err());
+        self.todo.retain_mut(|unit| unit.survives(reaped));
     }
 
     /// What is still dying after the deadline: the kit keeps reaping it.

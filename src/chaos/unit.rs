@@ -45,6 +45,25 @@ impl Unit {
         }
     }
 
+    /// Whether the holding goes on now that the init's drain reaped
+    /// `reaped` (sorted): not once its holder (or hazard process) is gone,
+    /// whose pid may name another process by the next look; a FUSE hold
+    /// while a victim is left; a holder's zombies the drain took (its
+    /// holder was killed by someone else) are no longer listed.
+    pub fn survives(&mut self, reaped: &[Pid]) -> bool {
+        let gone = |p: &Pid| reaped.binary_search(p).is_ok();
+        match self {
+            Unit::Holder(h) => {
+                h.zombies.retain(|z| !gone(z));
+                !gone(&h.pid)
+            }
+            Unit::Vfork { holder, .. } => !gone(holder),
+            Unit::Hazard(h) => !h.reaped(reaped),
+            Unit::Zombie(_) => true,
+            Unit::Fuse(hold) => hold.forget(reaped),
+        }
+    }
+
     pub fn is_zombie_kind(&self) -> bool {
         matches!(self, Unit::Zombie(_) | Unit::Holder(_))
     }
