@@ -797,10 +797,10 @@ impl Soak {
         // (the successors) are counted too. A line counts at most twice.
         let hopper = |s: &Stat| s.comm == "undead-hopper" && s.state != 'Z';
         let live = || {
-            let first = crate::common::children_of(self.u.pid);
+            let first = crate::common::children_listed(self.u.pid);
             let seen = first.iter().filter_map(|&p| Stat::of(p));
             let mut n = seen.filter(|s| hopper(s)).count();
-            let later = crate::common::children_of(self.u.pid);
+            let later = crate::common::children_listed(self.u.pid);
             let new = later.into_iter().filter(|p| !first.contains(p));
             n += new.filter_map(Stat::of).filter(|s| hopper(s)).count();
             n

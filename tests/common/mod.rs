@@ -34,8 +34,8 @@ pub use cgroup::{FREEZER, PidsCgroup, ThawGuard, UNIFIED};
 pub use control::Control;
 pub use proc::{
     Ident, Kill, KillOnDrop, Stat, alive, all_descendants, all_pids,
-    children_of, comm, descendants, idents, kill, ns_pid, starttime, stat,
-    stat_fields, state, status_field, status_mask, wchan,
+    children_listed, children_of, comm, descendants, idents, kill, ns_pid,
+    starttime, stat, stat_fields, state, status_field, status_mask, wchan,
 };
 pub use pty::Pty;
 pub use run::{Ran, exec, exec_term, run_cmd, run_ran, wait_every, wait_for};
