@@ -185,6 +185,7 @@ both_modes!(
     withholding_with_wait_all_still_exits,
     release_after_ends_withholding,
     option_values_do_not_end_the_options,
+    counts_agree_past_the_listing_threshold,
 );
 
 const SLEEP: [&str; 2] = ["sleep", "1000"];
@@ -726,6 +727,43 @@ fn wait_succeeds_and_times_out(mode: Mode) {
     }
     check!(s, early.is_none(), "waiter returned before: {early:?}");
     check!(s, code == Some(Some(0)), "waiter: {code:?}");
+}
+
+/// From 4096 held zombies on, undead finds its descendants by listing
+/// /proc once instead of walking children files (`procfs::LIST_FROM`):
+/// `status`, `wait` and the exit must count the same either way. The child
+/// leaves a zombie of its own (a background job of a shell that then execs
+/// `sleep`, which never reaps: Z under a live parent, not undead's) and two
+/// orphans that `--withhold-reaping` keeps; a vfork holder adds one D.
+/// Negative control: the same counts below the threshold, by the walk.
+fn counts_agree_past_the_listing_threshold(mode: Mode) {
+    let script = "( (exit 3) & ); ( (exit 4) & ); (exit 0) & exec sleep 1000";
+    let mut s = Session::start(
+        mode,
+        &["--withhold-reaping", "--dstate", "1"],
+        &["sh", "-c", script],
+    );
+    let counts = |s: &Session| {
+        s.status(
+            "d['seen']['zombies'], d['seen']['dstate'], len(d['withheld'])",
+        )
+    };
+    s.until("3 Z (2 withheld), 1 D, by the walk", T, || counts(&s) == "3 1 2");
+    check!(s, s.zd() == (3, 1), "/proc: {:?}", s.zd());
+    s.ok(&["zombie", "5000"]);
+    let got = counts(&s);
+    check!(s, got == "5003 1 2", "by the listing: {got}");
+    let r = s.client(&["wait", "--zombies", "5003", "--dstate", "1"]);
+    check!(s, r.code == 0, "wait for what exists: {r:?}");
+    let r = s.client(&["wait", "--zombies", "5004", "--timeout", "300ms"]);
+    check!(s, r.code == 1, "wait for one more must time out: {r:?}");
+    // The withheld orphans go with the held zombies; sleep's stays.
+    s.ok(&["release", "zombies"]);
+    let got = counts(&s);
+    check!(s, got == "1 1 0", "zombies released, by the walk: {got}");
+    s.u.signal(libc::SIGTERM);
+    let code = s.u.wait(T);
+    check!(s, code == Some(143), "exit {code:?}");
 }
 
 fn status_and_ps_json(mode: Mode) {

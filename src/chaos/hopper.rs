@@ -149,7 +149,7 @@ impl Lines {
             .collect();
         let mut out: Vec<Pid> =
             live.into_iter().filter(|p| !parents.contains(p)).collect();
-        out.sort();
+        out.sort_unstable();
         out.reverse();
         out.truncate(self.n);
         out

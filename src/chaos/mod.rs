@@ -352,8 +352,16 @@ impl Kit {
     /// Whether a FUSE connection is held or still being released: then the
     /// init must `poll` its descriptor.
     pub fn has_fuse(&self) -> bool {
-        !self.releasing.is_empty()
-            || self.units.iter().any(|(u, _)| matches!(u, Unit::Fuse(_)))
+        !self.releasing.is_empty() || self.index().fuse
+    }
+
+    /// Nothing held, nothing in progress: what a plain init's kit is.
+    fn is_idle(&self) -> bool {
+        self.units.is_empty()
+            && self.releasing.is_empty()
+            && self.creating.is_empty()
+            && self.letting_go.is_empty()
+            && self.dying.is_empty()
     }
 
     /// Release what `what` names: returns the pids let go, and the
@@ -404,6 +412,9 @@ impl Kit {
     /// kit would then reap in the drain's place (and the holding it belongs
     /// to would never hear of it).
     pub fn forget(&mut self, reaped: &[Pid]) {
+        if self.is_idle() {
+            return; // an orphan's reap with nothing held: no work at all
+        }
         let mut reaped = reaped.to_vec();
         reaped.sort_unstable();
         let reaped = &reaped[..];

@@ -264,6 +264,9 @@ impl Releasing {
 /// Reap, by pid, what is dying and has become undead's zombie; forget
 /// what is gone. At most until `until`.
 pub fn reap_dying(dying: &mut Vec<Pid>, until: Instant) {
+    if dying.is_empty() {
+        return; // the common case: no syscall on every wake-up
+    }
     let me = nix::unistd::getpid();
     dying.retain(|&p| {
         if Instant::now() >= until {

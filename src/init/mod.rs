@@ -247,7 +247,7 @@ impl Init {
             self.account(drained);
         }
         self.reap_zombies();
-        released.sort();
+        released.sort_unstable();
         released.dedup();
         info!("released pids {}", crate::log::pids(&released));
         match op {
