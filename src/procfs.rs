@@ -45,23 +45,25 @@ pub fn read_proc(pid: Pid) -> Option<Proc> {
     parse_stat(&read_small(&format!("/proc/{pid}/stat"))?)
 }
 
-/// A /proc file, whole, in as few syscalls as it allows: open, read,
-/// close. `fs::read` spends eight on a stat file: a statx for a size that
-/// /proc does not report, then reads of 32, 32, 64 … bytes. A seq_file
-/// makes its text whole at the first read and hands out what fits, so a
-/// read that does not fill the buffer has reached the end.
+/// A /proc file, whole, in few syscalls: open, a read per KiB, close.
+/// `fs::read` spends eight on a stat file: a statx for a size that /proc
+/// does not report, then reads of 32, 32, 64 … bytes and one at the end.
+/// A read of less than a page that comes back short has reached the end:
+/// a seq_file fills the reader's buffer from its page of records and
+/// stops short of it only when no record is left (`seq_read_iter`).
 fn read_small(path: &str) -> Option<Vec<u8>> {
     use std::io::Read;
+    const CHUNK: usize = 1024;
     let mut file = fs::File::open(path).ok()?;
-    let mut buf = vec![0u8; 1024];
-    let mut len = 0;
+    let mut buf = Vec::new();
     loop {
-        len += file.read(&mut buf[len..]).ok()?;
-        if len < buf.len() {
-            buf.truncate(len);
+        let len = buf.len();
+        buf.resize(len + CHUNK, 0);
+        let n = file.read(&mut buf[len..]).ok()?;
+        buf.truncate(len + n);
+        if n < CHUNK {
             return Some(buf);
         }
-        buf.resize(len * 2, 0);
     }
 }
 
