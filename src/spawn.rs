@@ -1,9 +1,8 @@
-//! vfork and exec of the main child.
+//! Fork and exec of the main child.
 //!
-//! Between vfork and exec the child runs only async-signal-safe calls
-//! (syscall wrappers; no allocation, no locks, no write to undead's state,
-//! whose memory it shares): everything it needs, argv included, is
-//! prepared before.
+//! Between fork and exec the child runs only async-signal-safe calls
+//! (syscall wrappers; no allocation, no locks): everything it needs, argv
+//! included, is prepared before fork.
 //!
 //! In the child, in this order:
 //! 1. its own process group (tini's default) or its own session
@@ -23,7 +22,7 @@ use std::io::IsTerminal;
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
-use nix::unistd::{self, Pid};
+use nix::unistd::{self, ForkResult, Pid};
 
 use crate::error::Error;
 use crate::signals::{self, ChildSignalState};
@@ -64,21 +63,14 @@ pub fn spawn_child(plan: &SpawnPlan<'_>) -> Result<Pid, Error> {
         let _ = sys::detach_controlling_tty(std::io::stdin().as_fd());
     }
     let parent = unistd::getpid();
-    // vfork, not fork: undead's page tables are not copied and its pages
-    // not write-protected for a child that execs at once (posix_spawn(3)
-    // does the same). undead waits until the child has exec'd (or
-    // `_exit`ed with its one line), microseconds in which its signals stay
-    // pending in the signalfd. The stack holds execvp's PATH buffer and,
-    // for a script without `#!`, its `sh` argv: room for every argument.
-    let mut stack = vec![0u8; CHILD_STACK + 16 * plan.argv.len()];
-    let mut body = || exec_child(plan, &args, prefix.as_bytes(), tty, parent);
-    sys::vfork_run(&mut stack, &mut body)
-        .map_err(|errno| Error::Spawn { argv0, errno })
+    match sys::fork() {
+        Ok(ForkResult::Parent { child }) => Ok(child),
+        Ok(ForkResult::Child) => {
+            exec_child(plan, &args, prefix.as_bytes(), tty, parent)
+        }
+        Err(errno) => Err(Error::Spawn { argv0, errno }),
+    }
 }
-
-/// The main child's stack before exec, besides its arguments: execvp's
-/// PATH buffer (at most PATH_MAX + NAME_MAX) and glibc's own frames.
-const CHILD_STACK: usize = 64 * 1024;
 
 /// The child side; never returns. Async-signal-safe only.
 fn exec_child(

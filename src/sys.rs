@@ -10,7 +10,7 @@
 //! async-signal-safe functions, because another thread may have held a
 //! lock (malloc's) at the fork (`fork(2)`, `signal-safety(7)`). undead
 //! starts no thread, so its forked children could even allocate; two do
-//! (`spawn_instant_zombie` and `vfork_run` box a closure for `clone`),
+//! (`spawn_instant_zombie` and `vfork_stall` box a closure for `clone`),
 //! and that is sound *only* because undead is single-threaded. Everything
 //! else a child runs is listed here as async-signal-safe.
 
@@ -322,28 +322,21 @@ impl Drop for ZombieStacks {
     }
 }
 
-/// clone(CLONE_VM | CLONE_VFORK) whose child runs `body` on `stack`:
-/// what posix_spawn(3) does. The caller is suspended (D state,
-/// TASK_KILLABLE, in `wait_for_vfork_done`) until the child execs or
-/// exits, and no page table is copied. `body` must never return into our
-/// frames: it ends in `execve` or `_exit`, and until then it shares our
-/// memory, so it may only make async-signal-safe calls that write no Rust
-/// state (see the fork-child rule above). `stack` must hold everything
-/// `body` puts on it: there is no guard page below it.
-pub fn vfork_run(
+/// clone(CLONE_VM | CLONE_VFORK) whose child runs `stall` on `stack` and
+/// never returns; the caller sits in `wait_for_vfork_done` (D state,
+/// TASK_KILLABLE) until the child exits or execs.
+pub fn vfork_stall(
     stack: &mut [u8],
-    body: &mut dyn FnMut() -> isize,
+    stall: &mut dyn FnMut() -> isize,
 ) -> Result<Pid, Errno> {
     use nix::sched::CloneFlags;
     let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
-    // SAFETY: `body` only makes raw syscalls and libc calls that keep no
-    // state of ours (the callers: the main child's setpgid..execvp, the
-    // vfork holder's prctl/pause) and never returns into our frames;
-    // CLONE_VFORK suspends us while it runs, so the borrowed stack and
-    // closure stay valid and unshared. nix boxes the closure in the caller
-    // (the vfork holder is a forked child: sound only because undead, and
-    // so the holder, is single-threaded).
+    // SAFETY: `stall` only makes raw syscalls (prctl, getppid, pause,
+    // _exit) and never returns into our frames; CLONE_VFORK suspends us
+    // while it runs, so the borrowed stack and closure stay valid and
+    // unshared. The Box is allocated in a forked child (the vfork holder):
+    // sound only because undead, and so the holder, is single-threaded.
     unsafe {
-        nix::sched::clone(Box::new(body), stack, flags, Some(libc::SIGCHLD))
+        nix::sched::clone(Box::new(stall), stack, flags, Some(libc::SIGCHLD))
     }
 }

@@ -137,10 +137,12 @@ impl Scope {
                 if !group_killed && sigs == [Signal::SIGKILL] {
                     group_killed = self.kill_child_group(kid);
                 }
-                queue.push(kid);
-                alive += usize::from(
-                    procfs::state_of(kid).is_some_and(|s| s != 'Z'),
-                );
+                // A zombie (or a process gone) has no children left to
+                // walk: they moved to undead when it died.
+                if procfs::state_of(kid).is_some_and(|s| s != 'Z') {
+                    alive += 1;
+                    queue.push(kid);
+                }
             }
         }
         alive

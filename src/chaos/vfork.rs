@@ -61,7 +61,7 @@ pub fn spawn_vfork_holder(
 }
 
 /// The holder's side; never returns. Async-signal-safe syscalls, plus
-/// the one allocation of `sys::vfork_run` (sound because undead is
+/// the one allocation of `sys::vfork_stall` (sound because undead is
 /// single-threaded, see `sys`).
 fn run_holder(stack: &mut [u8], parent: Pid, cwd: RawFd) -> ! {
     sys::set_comm(c"undead-vfork");
@@ -84,7 +84,7 @@ fn run_holder(stack: &mut [u8], parent: Pid, cwd: RawFd) -> ! {
         sys::set_comm(c"undead-vstall");
         sys::pause_forever()
     };
-    match sys::vfork_run(stack, &mut stall) {
+    match sys::vfork_stall(stack, &mut stall) {
         Ok(_) => sys::exit_now(0),
         Err(e) => sys::exit_now(e as i32),
     }
