@@ -111,6 +111,7 @@ fn held(status: &json::Value) -> usize {
 /// as the client reads.
 #[test]
 fn replies_of_any_size_arrive_whole() {
+    let _pids = many_pids();
     for mode in MODES {
         let up = Up::start(mode, &[], &["sleep", "1000"]);
         let made = up.ok(&["zombie", "5000"]);
@@ -353,6 +354,7 @@ fn latency_during(
 /// creation, confirmed in /proc).
 #[test]
 fn signals_are_forwarded_while_the_kit_works() {
+    let _pids = many_pids();
     let bound = Duration::from_millis(200);
     let mut up = Up::start(Mode::Pid1, &[], &["sleep", "1000"]);
     let pid = up.u.pid;

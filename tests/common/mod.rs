@@ -38,6 +38,16 @@ pub use proc::{
     starttime, stat, stat_fields, state, status_field, status_mask, wchan,
 };
 pub use pty::Pty;
+
+/// Taken by every test that holds thousands of pids at once (20 000
+/// zombies, say): one at a time, they stay under the host's `pid_max`
+/// (32 768 on the project's machines) with the rest of the suite running
+/// beside them. Without it, two at once made other tests' forks fail with
+/// EAGAIN.
+pub fn many_pids() -> std::sync::MutexGuard<'static, ()> {
+    static MANY_PIDS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    MANY_PIDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 pub use run::{Ran, exec, exec_term, run_cmd, run_ran, wait_every, wait_for};
 pub use undead::{
     BIN, Launch, MODES, Mode, Scratch, Undead, command, command_in, run,
