@@ -250,6 +250,42 @@ pub fn descendants_where(
     (found, false)
 }
 
+/// Whether `root` has a descendant for which `keep` holds: the walk of
+/// `descendants_where`, ended at the first one found, so a tree with
+/// thousands of zombies not yet reaped (processes forking and exiting as
+/// fast as they can) costs one partial walk, not up to eight whole ones.
+/// A walk that finds none is repeated until it settles, as there; `true`
+/// when it never does.
+pub fn any_descendant(
+    root: Pid,
+    leaves: &[Pid],
+    keep: impl Fn(Pid) -> bool,
+) -> bool {
+    if leaves.len() >= LIST_FROM {
+        return descendants_listed(root, leaves).into_iter().any(keep);
+    }
+    for _ in 0..8 {
+        let before = children(root);
+        let Some(mut found) = before.clone() else {
+            return descendants(&snapshot(), root).into_iter().any(keep);
+        };
+        let mut i = 0;
+        while i < found.len() {
+            if keep(found[i]) {
+                return true;
+            }
+            if leaves.binary_search(&found[i]).is_err() {
+                found.extend(children(found[i]).unwrap_or_default());
+            }
+            i += 1;
+        }
+        if children(root) == before {
+            return false;
+        }
+    }
+    true
+}
+
 /// `root`'s descendants, given its children (`None`: the kernel has no
 /// children files, a full scan instead).
 fn walk_descendants(

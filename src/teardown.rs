@@ -51,8 +51,10 @@ impl Scope {
     /// changing under the walk (processes forking and exiting: there are
     /// some, even if each one the walk saw is gone by now).
     pub fn any_left(&self) -> bool {
-        let (left, settled) = self.scan();
-        !settled || !left.is_empty()
+        self.proc_ok
+            && procfs::any_descendant(self.me, &self.zombies, |p| {
+                self.is_left(p)
+            })
     }
 
     /// Live descendants (zombies excluded: they are reaped or withheld)
@@ -61,9 +63,12 @@ impl Scope {
         if !self.proc_ok {
             return (Vec::new(), true);
         }
-        procfs::descendants_where(self.me, &self.zombies, |p| {
-            !self.spared(p) && procfs::state_of(p).is_some_and(|s| s != 'Z')
-        })
+        procfs::descendants_where(self.me, &self.zombies, |p| self.is_left(p))
+    }
+
+    /// Alive (zombies are reaped or withheld) and not spared.
+    fn is_left(&self, pid: Pid) -> bool {
+        !self.spared(pid) && procfs::state_of(pid).is_some_and(|s| s != 'Z')
     }
 
     fn spared(&self, pid: Pid) -> bool {

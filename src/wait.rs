@@ -57,7 +57,9 @@ pub fn wait_for_events(
         }
     }
     // A victim's exit (SIGCHLD) may finish a released FUSE connection.
-    if ready.kit || ready.signals || is_due(&*kit, now) {
+    // An idle kit (nothing held, nothing in progress) has nothing to do.
+    let busy = !kit.is_idle();
+    if busy && (ready.kit || ready.signals || is_due(&*kit, now)) {
         events.extend(kit.service(now).into_iter().map(|e| match e {
             KitEvent::Expired(pids) => Event::Expired(pids),
             KitEvent::Created(op, made) => Event::Finished(op, Some(made)),

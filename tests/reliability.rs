@@ -12,8 +12,8 @@ use std::time::Duration;
 use crate::common::PidsCgroup;
 use crate::common::fusectl::{abort_stuck, connections_of};
 use crate::common::{
-    BIN, Control, Ident, Launch, Mode, Scratch, Undead, comm, run_ran, stat,
-    state, status_mask, wait_for,
+    BIN, Control, Ident, Launch, Mode, Scratch, Undead, comm, many_pids,
+    run_ran, stat, state, status_mask, wait_for,
 };
 use crate::{both_modes, check, eqnice};
 
@@ -533,8 +533,8 @@ impl Drop for StopFile {
 fn grace_kill_repeats_against_processes_that_fork(mode: Mode) {
     // One mode at a time, as when both ran in one test: two sets of
     // chains at once starve undead's kill loop on a loaded machine.
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // They also hold thousands of pids at times (zombies not reaped yet).
+    let _one = many_pids();
     let dir = Scratch::new("hop");
     let stop = StopFile(dir.path("stop"));
     // Bounded: a chain that escapes ends by itself (and on drop).

@@ -355,9 +355,11 @@ impl Kit {
         !self.releasing.is_empty() || self.index().fuse
     }
 
-    /// Nothing held, nothing in progress: what a plain init's kit is.
-    fn is_idle(&self) -> bool {
-        self.units.is_empty()
+    /// Nothing held, nothing in progress, nothing to report: what a plain
+    /// init's kit is.
+    pub fn is_idle(&self) -> bool {
+        self.done.is_empty()
+            && self.units.is_empty()
             && self.releasing.is_empty()
             && self.creating.is_empty()
             && self.letting_go.is_empty()
