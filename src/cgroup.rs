@@ -210,11 +210,15 @@ pub fn rescue_frozen(dry_run: bool) -> Vec<String> {
 /// (their namespace's death) leave the cgroup within milliseconds, once
 /// the dying init of their namespace has reaped them (seconds on a loaded
 /// host); live ones (an undead that still runs) keep it, and it stays.
+/// Gone already counts as removed: the runtime removes a dead container's
+/// cgroups, ours among them, and may do it between two tries.
 fn remove_when_empty(dir: &Path) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        if fs::remove_dir(dir).is_ok() {
-            return true;
+        match fs::remove_dir(dir) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(_) => {}
         }
         if std::time::Instant::now() >= deadline {
             return false;
