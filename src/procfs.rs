@@ -172,7 +172,7 @@ pub fn descendants_once(root: Pid, leaves: &[Pid]) -> Vec<Pid> {
     if leaves.len() >= LIST_FROM {
         return descendants_listed(root, leaves);
     }
-    walk_descendants(root, children(root), leaves)
+    walk_descendants(root, children(root), leaves, |_| false)
 }
 
 /// From this many known zombies on, descendants are found by listing
@@ -241,7 +241,7 @@ pub fn descendants_where(
     let mut found = Vec::new();
     for _ in 0..8 {
         let before = children(root);
-        found = walk_descendants(root, before.clone(), leaves);
+        found = walk_descendants(root, before.clone(), leaves, |_| false);
         found.retain(|&p| keep(p));
         if children(root) == before {
             return (found, true);
@@ -266,18 +266,13 @@ pub fn any_descendant(
     }
     for _ in 0..8 {
         let before = children(root);
-        let Some(mut found) = before.clone() else {
-            return descendants(&snapshot(), root).into_iter().any(keep);
-        };
-        let mut i = 0;
-        while i < found.len() {
-            if keep(found[i]) {
-                return true;
-            }
-            if leaves.binary_search(&found[i]).is_err() {
-                found.extend(children(found[i]).unwrap_or_default());
-            }
-            i += 1;
+        let mut hit = false;
+        walk_descendants(root, before.clone(), leaves, |p| {
+            hit = keep(p);
+            hit
+        });
+        if hit {
+            return true;
         }
         if children(root) == before {
             return false;
@@ -287,17 +282,27 @@ pub fn any_descendant(
 }
 
 /// `root`'s descendants, given its children (`None`: the kernel has no
-/// children files, a full scan instead).
+/// children files, a full scan instead), in walk order up to the first
+/// one for which `stop` holds, if any.
 fn walk_descendants(
     root: Pid,
     kids: Option<Vec<Pid>>,
     leaves: &[Pid],
+    mut stop: impl FnMut(Pid) -> bool,
 ) -> Vec<Pid> {
     let Some(mut found) = kids else {
-        return descendants(&snapshot(), root);
+        let mut all = descendants(&snapshot(), root);
+        if let Some(at) = all.iter().position(|&p| stop(p)) {
+            all.truncate(at + 1);
+        }
+        return all;
     };
     let mut i = 0;
     while i < found.len() {
+        if stop(found[i]) {
+            found.truncate(i + 1);
+            break;
+        }
         // A process that exited since is simply skipped.
         if leaves.binary_search(&found[i]).is_err() {
             if let Some(kids) = children(found[i]) {
