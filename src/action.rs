@@ -25,8 +25,9 @@ pub enum Action {
     Chaos(ChaosCmd),
     /// Release what the kit holds.
     Release(Release),
-    /// Report what undead holds and sees (`status`).
-    Snapshot,
+    /// Report what undead holds and, with `seen`, what it sees in /proc
+    /// (`status`).
+    Snapshot { seen: bool },
     /// Answer once enough Z and D processes are seen (`wait`).
     Wait(WaitFor),
 }

@@ -215,7 +215,7 @@ pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
         "status" => {
             let a = StatusArgs::from_args(&cmd, words)?;
             let print = Print::Status { json: a.json };
-            send(Request::Status, control(a.control), print)
+            send(Request::Status { seen: true }, control(a.control), print)
         }
         "wait" => {
             let (kinds, rest) = wait_kinds(words)?;
@@ -340,7 +340,8 @@ fn wait(
 fn held_here(control: &str) -> Vec<(u64, String)> {
     // The kind, marked when undead does not hold it (`deaf (unheld)`): what
     // `ps` shows in its HELD column and in `held` of `--json`.
-    let Ok(s) = ask(control, &Request::Status, Duration::from_secs(2)) else {
+    let status = Request::Status { seen: false };
+    let Ok(s) = ask(control, &status, Duration::from_secs(2)) else {
         return Vec::new();
     };
     if s.get("pidns").and_then(Value::as_str)

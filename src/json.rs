@@ -179,6 +179,12 @@ pub enum Value {
 }
 
 impl Value {
+    /// Add a field at the end of an object (nothing to another value).
+    pub fn push(&mut self, key: &str, value: Value) {
+        if let Value::Obj(fields) = self {
+            fields.push((key.to_string(), value));
+        }
+    }
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
             Value::Obj(fields) => {

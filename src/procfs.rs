@@ -42,7 +42,12 @@ pub fn parse_stat(raw: &[u8]) -> Option<Proc> {
 
 /// Read one process; `None` if it is gone.
 pub fn read_proc(pid: Pid) -> Option<Proc> {
-    parse_stat(&read_small(&format!("/proc/{pid}/stat"))?)
+    parse_stat(&read_stat(pid)?)
+}
+
+/// `/proc/PID/stat` as it reads; `None` if the process is gone.
+pub fn read_stat(pid: Pid) -> Option<Vec<u8>> {
+    read_small(&format!("/proc/{pid}/stat"))
 }
 
 /// A /proc file, whole, in few syscalls: open, a read per KiB, close.
@@ -122,7 +127,7 @@ pub fn snapshot() -> Vec<Proc> {
 
 /// The pids /proc lists, in ascending order: `proc_pid_readdir` walks the
 /// pid table upwards from where the last getdents(2) stopped.
-fn listed() -> Vec<Pid> {
+pub fn listed() -> Vec<Pid> {
     let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .map(Pid::from_raw)

@@ -9,7 +9,7 @@
 //! dstate N [vfork|fuse] [outlive DURATION] [cwd PATH]
 //! KIND N [unheld] [every D] [exit_after D] [unbounded]   (chaos::HazardCmd)
 //! release [all|zombies|dstate|KIND...|PID...]
-//! status
+//! status [held]
 //! wait Z D MS
 //! ```
 //!
@@ -32,8 +32,10 @@ pub enum Request {
     Raise(ChaosCmd),
     /// `release ...`: let go of what the kit holds.
     Release(Release),
-    /// `status`: what undead is, holds and sees.
-    Status,
+    /// `status`: what undead is, holds and sees. `status held` leaves
+    /// out what it sees (`seen`, `withheld`: a look at /proc, costly at
+    /// thousands of processes): what `ps` asks, which reads /proc itself.
+    Status { seen: bool },
     /// `wait Z D MS`: answer once at least Z zombies and D processes in D
     /// are seen, or after MS milliseconds.
     Wait(WaitFor),
@@ -51,7 +53,8 @@ impl Request {
             Some((&"release", rest)) => {
                 parse_release(rest).map(Request::Release)
             }
-            Some((&"status", [])) => Ok(Request::Status),
+            Some((&"status", [])) => Ok(Request::Status { seen: true }),
+            Some((&"status", ["held"])) => Ok(Request::Status { seen: false }),
             Some((&"wait", rest)) => parse_wait(rest).map(Request::Wait),
             Some((verb, rest)) if HazardKind::parse(verb).is_some() => {
                 let kind = HazardKind::parse(verb).ok_or("unknown kind")?;
@@ -70,7 +73,7 @@ impl Request {
         match self {
             Request::Raise(cmd) => Action::Chaos(cmd),
             Request::Release(what) => Action::Release(what),
-            Request::Status => Action::Snapshot,
+            Request::Status { seen } => Action::Snapshot { seen },
             Request::Wait(want) => Action::Wait(want),
         }
     }
@@ -111,7 +114,8 @@ impl fmt::Display for Request {
                 f.write_str("release")?;
                 pids.iter().try_for_each(|p| write!(f, " {p}"))
             }
-            Request::Status => f.write_str("status"),
+            Request::Status { seen: true } => f.write_str("status"),
+            Request::Status { seen: false } => f.write_str("status held"),
             Request::Wait(w) => {
                 let ms = w.timeout.as_millis();
                 write!(f, "wait {} {} {ms}", w.zombies, w.dstate)?;
@@ -265,7 +269,8 @@ mod tests {
                 HazardKind::Hopper
             ])))
         );
-        assert_eq!(parse(b"status"), Ok(Request::Status));
+        assert_eq!(parse(b"status"), Ok(Request::Status { seen: true }));
+        assert_eq!(parse(b"status held"), Ok(Request::Status { seen: false }));
         assert_eq!(parse(b"release"), Ok(Request::Release(Release::All)));
         assert_eq!(
             parse(b"release zombies"),
@@ -325,7 +330,8 @@ mod tests {
                 Pid::from_raw(1),
                 Pid::from_raw(2_000_000),
             ])),
-            Request::Status,
+            Request::Status { seen: true },
+            Request::Status { seen: false },
             Request::Wait(WaitFor {
                 zombies: 3,
                 dstate: 0,

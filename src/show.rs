@@ -1,9 +1,12 @@
 //! What the client verbs print: a reply (pids, a count, the status) and
 //! the `ps` table of this PID namespace's processes, from /proc.
 
+use nix::unistd::{ForkResult, Pid};
+
 use crate::error::Error;
 use crate::json::{Value, obj};
 use crate::procfs;
+use crate::sys;
 
 /// How to show a reply.
 #[derive(Clone, Copy)]
@@ -90,18 +93,9 @@ fn print_status(s: &Value) {
 /// (asked over the socket if undead answers; `null` otherwise). `held` is
 /// sorted by pid.
 pub fn ps(json_out: bool, held: &[(u64, String)]) {
-    let rows: Vec<(procfs::Proc, String, Option<&str>)> = procfs::snapshot()
+    let rows: Vec<(procfs::Proc, String, Option<&str>)> = read_all()
         .into_iter()
-        .map(|p| {
-            // A zombie's stack is freed when it last switches out
-            // (`finish_task_switch`), so the kernel's `get_wchan` finds
-            // nothing and /proc/PID/wchan reads "0" for as long as it is a
-            // zombie: not read for thousands of held ones.
-            let wchan = if p.state == 'Z' {
-                String::new()
-            } else {
-                procfs::wchan(p.pid)
-            };
+        .map(|(p, wchan)| {
             let pid = p.pid.as_raw() as u64;
             let kind = held
                 .binary_search_by_key(&pid, |(p, _)| *p)
@@ -145,4 +139,117 @@ pub fn ps(json_out: bool, held: &[(u64, String)]) {
             );
         }
     }
+}
+
+/// From this many processes on, a forked copy of the client reads half
+/// of them.
+const SPLIT_FROM: usize = 2000;
+
+/// Every process of /proc with its wchan, in pid order. The kernel spends
+/// some 8 µs on each stat file (its lookup, most of it), on whichever CPU
+/// asks, so with thousands of processes and a second CPU a forked copy of
+/// this client reads the upper half while the client reads the lower one
+/// (README "Kit at scale"); it hands its files over in a memfd, raw, and
+/// the client parses them. A copy that fails leaves its half to the
+/// client.
+fn read_all() -> Vec<(procfs::Proc, String)> {
+    let pids = procfs::listed();
+    let split = pids.len() >= SPLIT_FROM;
+    let (mine, theirs) =
+        pids.split_at(if split { pids.len() / 2 } else { pids.len() });
+    let helper = split.then(|| Helper::start(theirs)).flatten();
+    let parse = |(stat, wchan): (Vec<u8>, String)| {
+        Some((procfs::parse_stat(&stat)?, wchan))
+    };
+    let mut out: Vec<_> =
+        mine.iter().filter_map(|&p| read_raw(p)).filter_map(parse).collect();
+    match helper.and_then(Helper::finish) {
+        Some(raw) => out.extend(frames(&raw)),
+        None => out.extend(
+            theirs.iter().filter_map(|&p| read_raw(p)).filter_map(parse),
+        ),
+    }
+    out
+}
+
+/// One process's stat file and its wchan. A zombie's stack is freed when
+/// it last switches out (`finish_task_switch`), so the kernel's
+/// `get_wchan` finds nothing and /proc/PID/wchan reads "0" for as long as
+/// it is a zombie: not read for thousands of held ones.
+fn read_raw(pid: Pid) -> Option<(Vec<u8>, String)> {
+    let stat = procfs::read_stat(pid)?;
+    let zombie = procfs::parse_stat(&stat).is_none_or(|p| p.state == 'Z');
+    let wchan = if zombie { String::new() } else { procfs::wchan(pid) };
+    Some((stat, wchan))
+}
+
+/// A forked copy of the client reading processes into a memfd.
+struct Helper {
+    pid: Pid,
+    out: std::fs::File,
+}
+
+impl Helper {
+    /// Fork a copy that writes, for each of `pids` still there, its stat
+    /// file and its wchan, each as a little-endian u32 length and the
+    /// bytes. `None` if it cannot be started.
+    fn start(pids: &[Pid]) -> Option<Helper> {
+        let flags = nix::sys::memfd::MFdFlags::MFD_CLOEXEC;
+        let out = std::fs::File::from(
+            nix::sys::memfd::memfd_create(c"undead-ps", flags).ok()?,
+        );
+        let parent = nix::unistd::getpid();
+        match sys::fork().ok()? {
+            ForkResult::Parent { child } => Some(Helper { pid: child, out }),
+            ForkResult::Child => {
+                // The client is single-threaded: its copy may allocate
+                // (sys.rs, fork-child rule).
+                sys::die_with_parent(parent);
+                let mut all = Vec::new();
+                for (stat, wchan) in pids.iter().filter_map(|&p| read_raw(p)) {
+                    frame(&mut all, &stat);
+                    frame(&mut all, wchan.as_bytes());
+                }
+                let ok = std::io::Write::write_all(&mut &out, &all).is_ok();
+                sys::exit_now(if ok { 0 } else { 1 })
+            }
+        }
+    }
+
+    /// Wait for the copy; what it wrote, if it exited 0.
+    fn finish(self) -> Option<Vec<u8>> {
+        use std::os::fd::AsRawFd;
+        let status = nix::sys::wait::waitpid(self.pid, None).ok()?;
+        if status != nix::sys::wait::WaitStatus::Exited(self.pid, 0) {
+            return None;
+        }
+        let raw =
+            std::fs::read(format!("/proc/self/fd/{}", self.out.as_raw_fd()));
+        raw.ok()
+    }
+}
+
+fn frame(all: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    all.extend_from_slice(&len.to_le_bytes());
+    all.extend_from_slice(&bytes[..len as usize]);
+}
+
+/// The processes a helper wrote: pairs of frames (stat, wchan). A cut
+/// frame ends the list.
+fn frames(mut raw: &[u8]) -> Vec<(procfs::Proc, String)> {
+    let mut next = || {
+        let (len, rest) = raw.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let bytes = rest.get(..len)?;
+        raw = &rest[len..];
+        Some(bytes)
+    };
+    let mut out = Vec::new();
+    while let (Some(stat), Some(wchan)) = (next(), next()) {
+        if let Some(p) = procfs::parse_stat(stat) {
+            out.push((p, String::from_utf8_lossy(wchan).into_owned()));
+        }
+    }
+    out
 }

@@ -27,6 +27,9 @@ pub struct View<'a> {
     pub child_exit: Option<ChildExit>,
     /// /proc is this namespace's; if not, nothing is seen or withheld.
     pub proc_ok: bool,
+    /// Look at /proc for `seen` and `withheld`; without, both are left out
+    /// (`status held`).
+    pub seen: bool,
     pub withholding: bool,
     pub withhold_until: Option<Instant>,
     pub release_after: Option<Duration>,
@@ -41,7 +44,7 @@ pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
     let mut held_z: Vec<Pid> =
         v.held.iter().filter(|h| h.kind == "zombie").map(|h| h.pid).collect();
     held_z.sort_unstable();
-    let (under, known_z) = tree(v.me, v.proc_ok, &held_z);
+    let (under, known_z) = tree(v.me, v.proc_ok && v.seen, &held_z);
     let count = |s| {
         let extra = if s == 'Z' { known_z } else { 0 };
         under.iter().filter(|p| p.state == s).count() + extra
@@ -65,7 +68,7 @@ pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
     };
     let withhold_left =
         v.withhold_until.map(|t| t.saturating_duration_since(now));
-    obj([
+    let mut reply = obj([
         ("ok", true.into()),
         ("pid", v.me.into()),
         ("pidns", procfs::pid_namespace().into()),
@@ -82,15 +85,16 @@ pub fn snapshot(v: &View<'_>, now: Instant) -> Value {
         ("release_after_ms", v.release_after.into()),
         ("reaped", v.reaped.into()),
         ("held", held(v, now).into()),
-        ("withheld", withheld.into()),
-        (
-            "seen",
-            obj([
-                ("zombies", count('Z').into()),
-                ("dstate", count('D').into()),
-            ]),
-        ),
-    ])
+    ]);
+    if v.seen {
+        let seen = obj([
+            ("zombies", count('Z').into()),
+            ("dstate", count('D').into()),
+        ]);
+        reply.push("withheld", withheld.into());
+        reply.push("seen", seen);
+    }
+    reply
 }
 
 /// How many Z and D processes undead sees among its descendants (what

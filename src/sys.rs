@@ -9,10 +9,11 @@
 //! Fork-child rule: a child of a multi-threaded process may call only
 //! async-signal-safe functions, because another thread may have held a
 //! lock (malloc's) at the fork (`fork(2)`, `signal-safety(7)`). undead
-//! starts no thread, so its forked children could even allocate; two do
-//! (`spawn_instant_zombie` and `vfork_stall` box a closure for `clone`),
-//! and that is sound *only* because undead is single-threaded. Everything
-//! else a child runs is listed here as async-signal-safe.
+//! starts no thread, so its forked children could even allocate; three do
+//! (`spawn_instant_zombie` and `vfork_stall` box a closure for `clone`;
+//! the `ps` client's copy reads /proc, `show::Helper`), and that is sound
+//! *only* because undead is single-threaded. Everything else a child runs
+//! is listed here as async-signal-safe.
 
 use std::ffi::{CStr, CString, c_char};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};

@@ -131,6 +131,23 @@ fn replies_of_any_size_arrive_whole() {
             })
             .count();
         assert_eq!(labelled, 5000, "{mode:?}: ps labels");
+        // Past 2000 processes a forked copy of `ps` reads half of them:
+        // the halves join in pid order, each process once.
+        let pids: Vec<u64> = rows
+            .as_array()
+            .iter()
+            .filter_map(|r| r.get("pid")?.as_u64())
+            .collect();
+        assert!(pids.len() > 5000, "{mode:?}: {} rows", pids.len());
+        let ordered = pids.windows(2).all(|w| w[0] < w[1]);
+        assert!(ordered, "{mode:?}: ps rows out of pid order or twice");
+        // What `ps` asks: the holdings without the look at /proc.
+        let light = ask_raw(&up.sock, "status held", T).unwrap();
+        let light = json::parse(light.trim()).unwrap();
+        assert_eq!(held(&light), 5000, "{mode:?}: status held");
+        let seen = light.get("seen").or(light.get("withheld"));
+        assert!(seen.is_none(), "{mode:?}: status held looked: {light}");
+        assert!(light.get("pidns").is_some(), "{mode:?}: {light}");
         up.ok(&["release", "all"]);
     }
 }

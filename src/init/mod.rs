@@ -214,7 +214,9 @@ impl Init {
             Action::Shutdown(sig) => self.stop(sig),
             Action::Chaos(cmd) => return self.raise(&cmd),
             Action::Release(what) => return self.release(&what),
-            Action::Snapshot => return Reply::Status(self.status()),
+            Action::Snapshot { seen } => {
+                return Reply::Status(self.status(seen));
+            }
             // Only a control connection can wait (`request`).
             Action::Wait(_) => {
                 return Reply::Refused("wait needs a connection".into());
@@ -257,13 +259,14 @@ impl Init {
         }
     }
 
-    fn status(&self) -> crate::json::Value {
+    fn status(&self, seen: bool) -> crate::json::Value {
         let held = self.kit.held();
         let view = status::View {
             me: self.me,
             child: self.child,
             child_exit: self.child_exit,
             proc_ok: self.proc_ok,
+            seen,
             withholding: self.policy == Policy::Withhold,
             withhold_until: self.withhold_until,
             release_after: self.kit.release_after(),
