@@ -147,13 +147,17 @@ pub fn is_zombie_clone(pid: Pid) -> bool {
     )
 }
 
-/// Whether undead has any child left, without reaping: `waitid(P_ALL,
-/// WEXITED | WNOHANG | WNOWAIT)` fails with ECHILD only when there is
-/// none (`wait(2)`). What `--wait-all` waits on when /proc is not ours.
+/// Whether undead has any child left, of any kind, without reaping:
+/// `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT | __WALL)` fails with ECHILD
+/// only when there is none (`wait(2)`). What `--wait-all` waits on when
+/// /proc is not ours; at exit, none means no descendant at all (one would
+/// have been reparented to undead, a subreaper, when its parent died).
 pub fn has_children() -> bool {
     use nix::sys::wait::{Id, waitid};
-    let flags =
-        WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    let flags = WaitPidFlag::WEXITED
+        | WaitPidFlag::WNOHANG
+        | WaitPidFlag::WNOWAIT
+        | WaitPidFlag::__WALL;
     loop {
         return match waitid(Id::All, flags) {
             Err(Errno::EINTR) => continue,

@@ -486,7 +486,9 @@ impl Init {
             };
             report::write(path, &rec.render(&ending));
         }
-        if !self.is_pid1 {
+        // No child at all (the usual end: the child exited and was
+        // reaped) is no descendant at all: nothing to walk /proc for.
+        if !self.is_pid1 && reaper::has_children() {
             // Nothing is spared any more: the kit has released, and the
             // guard goes with the rest.
             let scope =
