@@ -147,6 +147,23 @@ pub fn is_zombie_clone(pid: Pid) -> bool {
     )
 }
 
+/// Whether `pid`, a child of undead, is alive: `Some(false)` if it has
+/// exited (a zombie, left so: `WNOWAIT`), `Some(true)` if not, `None` if it
+/// is no child of undead (gone). One `waitid`, where /proc/PID/stat costs
+/// an open, a read and a close. Never blocks.
+pub fn child_alive(pid: Pid) -> Option<bool> {
+    use nix::sys::wait::{Id, waitid};
+    let flags = WaitPidFlag::WEXITED
+        | WaitPidFlag::WNOHANG
+        | WaitPidFlag::WNOWAIT
+        | WaitPidFlag::__WALL;
+    match waitid(Id::Pid(pid), flags) {
+        Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => Some(false),
+        Ok(_) => Some(true),
+        Err(_) => None,
+    }
+}
+
 /// Whether undead has any child left, of any kind, without reaping:
 /// `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT | __WALL)` fails with ECHILD
 /// only when there is none (`wait(2)`). What `--wait-all` waits on when

@@ -29,6 +29,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
 use crate::procfs;
+use crate::reaper;
 use crate::signals;
 
 /// Who undead's teardown may signal.
@@ -144,7 +145,12 @@ impl Scope {
                 }
                 // A zombie (or a process gone) has no children left to
                 // walk: they moved to undead when it died.
-                if procfs::state_of(kid).is_some_and(|s| s != 'Z') {
+                let live = if parent == self.me {
+                    reaper::child_alive(kid) == Some(true)
+                } else {
+                    procfs::state_of(kid).is_some_and(|s| s != 'Z')
+                };
+                if live {
                     alive += 1;
                     queue.push(kid);
                 }
