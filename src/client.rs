@@ -254,7 +254,13 @@ pub fn run(verb: Verb) -> Result<(), Error> {
             wait(zombies, dstate, &kinds, timeout, &control)
         }
         Verb::Ps { json, control } => {
-            show::ps(json, &held_here(&control));
+            // Asked first, read last: undead builds its reply while the
+            // client reads /proc.
+            let status = Request::Status { seen: false };
+            let asking =
+                Asking::start(&control, &status, Duration::from_secs(2));
+            let procs = show::read_all();
+            show::ps(json, procs, &held_here(asking));
             Ok(())
         }
         Verb::Rescue { dry_run } => rescue(dry_run),
@@ -267,37 +273,64 @@ pub fn ask(
     request: &Request,
     timeout: Duration,
 ) -> Result<Value, Error> {
-    let no_answer = |e: std::io::Error| Error::NoAnswer {
+    Asking::start(control, request, timeout)?.reply()
+}
+
+/// A request sent whose reply is still to be read: undead prepares it
+/// while the client does something else.
+pub struct Asking {
+    stream: UnixStream,
+    control: String,
+}
+
+impl Asking {
+    pub fn start(
+        control: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Asking, Error> {
+        let stream = UnixStream::connect(control)
+            .and_then(|s| s.set_read_timeout(Some(timeout)).map(|()| s))
+            .map_err(|e| no_answer(control, &e))?;
+        // MSG_NOSIGNAL: undead may have answered (a refusal) and closed
+        // already; that is a reply to read, not a SIGPIPE to die of. A
+        // failed send is therefore not final either: the read decides.
+        let line = format!("{request}\n");
+        let _ =
+            send(stream.as_raw_fd(), line.as_bytes(), MsgFlags::MSG_NOSIGNAL);
+        Ok(Asking { stream, control: control.to_string() })
+    }
+
+    /// The reply: one line; no wait for EOF beyond it.
+    pub fn reply(mut self) -> Result<Value, Error> {
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while !reply.ends_with(b"\n") {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => reply.extend_from_slice(&chunk[..n]),
+                Err(e) if reply.is_empty() => {
+                    return Err(no_answer(&self.control, &e));
+                }
+                Err(_) => break,
+            }
+        }
+        if reply.is_empty() {
+            let reset = std::io::Error::from_raw_os_error(libc::ECONNRESET);
+            return Err(no_answer(&self.control, &reset));
+        }
+        let reply = String::from_utf8_lossy(&reply);
+        crate::json::parse(reply.trim()).map_err(Error::BadReply)
+    }
+}
+
+fn no_answer(control: &str, e: &std::io::Error) -> Error {
+    Error::NoAnswer {
         path: control.to_string(),
         errno: nix::errno::Errno::from_raw(
             e.raw_os_error().unwrap_or(libc::EIO),
         ),
-    };
-    let mut stream = UnixStream::connect(control).map_err(no_answer)?;
-    stream.set_read_timeout(Some(timeout)).map_err(no_answer)?;
-    // MSG_NOSIGNAL: undead may have answered (a refusal) and closed
-    // already; that is a reply to read, not a SIGPIPE to die of. A failed
-    // send is therefore not final either: the read below decides.
-    let line = format!("{request}\n");
-    let _ = send(stream.as_raw_fd(), line.as_bytes(), MsgFlags::MSG_NOSIGNAL);
-    // The reply is one line; do not wait for EOF beyond it.
-    let mut reply = Vec::new();
-    let mut chunk = [0u8; 65536];
-    while !reply.ends_with(b"\n") {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => reply.extend_from_slice(&chunk[..n]),
-            Err(e) if reply.is_empty() => return Err(no_answer(e)),
-            Err(_) => break,
-        }
     }
-    if reply.is_empty() {
-        return Err(no_answer(std::io::Error::from_raw_os_error(
-            libc::ECONNRESET,
-        )));
-    }
-    let reply = String::from_utf8_lossy(&reply);
-    crate::json::parse(reply.trim()).map_err(Error::BadReply)
 }
 
 /// Ask undead to answer once it sees enough Z and D processes and holds
@@ -337,11 +370,10 @@ fn wait(
 /// What undead holds, as (pid, kind), if it answers and shares this PID
 /// namespace: pids mean the same only inside it, so a client on the host
 /// labels nothing rather than the wrong processes.
-fn held_here(control: &str) -> Vec<(u64, String)> {
+fn held_here(asking: Result<Asking, Error>) -> Vec<(u64, String)> {
     // The kind, marked when undead does not hold it (`deaf (unheld)`): what
     // `ps` shows in its HELD column and in `held` of `--json`.
-    let status = Request::Status { seen: false };
-    let Ok(s) = ask(control, &status, Duration::from_secs(2)) else {
+    let Ok(s) = asking.and_then(Asking::reply) else {
         return Vec::new();
     };
     if s.get("pidns").and_then(Value::as_str)

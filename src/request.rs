@@ -83,24 +83,7 @@ impl Request {
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Request::Raise(ChaosCmd::Zombies { n, holder }) => {
-                write!(f, "zombie {n}")?;
-                if *holder {
-                    f.write_str(" holder")?;
-                }
-                Ok(())
-            }
-            Request::Raise(ChaosCmd::Dstate { n, kind, outlive, cwd }) => {
-                write!(f, "dstate {n} {}", kind.name())?;
-                if let Some(d) = outlive {
-                    write!(f, " outlive {}ms", d.as_millis())?;
-                }
-                if let Some(path) = cwd {
-                    write!(f, " cwd {}", path.display())?;
-                }
-                Ok(())
-            }
-            Request::Raise(ChaosCmd::Hazard(cmd)) => write!(f, "{cmd}"),
+            Request::Raise(cmd) => write!(f, "{cmd}"),
             Request::Release(Release::All) => f.write_str("release all"),
             Request::Release(Release::Zombies) => {
                 f.write_str("release zombies")
@@ -121,6 +104,32 @@ impl fmt::Display for Request {
                 write!(f, "wait {} {} {ms}", w.zombies, w.dstate)?;
                 w.kinds.iter().try_for_each(|(k, n)| write!(f, " {k} {n}"))
             }
+        }
+    }
+}
+
+/// A raise request's line, without its newline (also what undead logs).
+impl fmt::Display for ChaosCmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChaosCmd::Zombies { n, holder } => {
+                write!(f, "zombie {n}")?;
+                if *holder {
+                    f.write_str(" holder")?;
+                }
+                Ok(())
+            }
+            ChaosCmd::Dstate { n, kind, outlive, cwd } => {
+                write!(f, "dstate {n} {}", kind.name())?;
+                if let Some(d) = outlive {
+                    write!(f, " outlive {}ms", d.as_millis())?;
+                }
+                if let Some(path) = cwd {
+                    write!(f, " cwd {}", path.display())?;
+                }
+                Ok(())
+            }
+            ChaosCmd::Hazard(cmd) => write!(f, "{cmd}"),
         }
     }
 }

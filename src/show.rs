@@ -92,8 +92,12 @@ fn print_status(s: &Value) {
 /// The processes of this PID namespace, with what undead holds them as
 /// (asked over the socket if undead answers; `null` otherwise). `held` is
 /// sorted by pid.
-pub fn ps(json_out: bool, held: &[(u64, String)]) {
-    let rows: Vec<(procfs::Proc, String, Option<&str>)> = read_all()
+pub fn ps(
+    json_out: bool,
+    procs: Vec<(procfs::Proc, String)>,
+    held: &[(u64, String)],
+) {
+    let rows: Vec<(procfs::Proc, String, Option<&str>)> = procs
         .into_iter()
         .map(|(p, wchan)| {
             let pid = p.pid.as_raw() as u64;
@@ -152,7 +156,7 @@ const SPLIT_FROM: usize = 2000;
 /// (README "Kit at scale"); it hands its files over in a memfd, raw, and
 /// the client parses them. A copy that fails leaves its half to the
 /// client.
-fn read_all() -> Vec<(procfs::Proc, String)> {
+pub fn read_all() -> Vec<(procfs::Proc, String)> {
     let pids = procfs::listed();
     let split = pids.len() >= SPLIT_FROM;
     let (mine, theirs) =

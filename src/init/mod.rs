@@ -228,7 +228,7 @@ impl Init {
     fn raise(&mut self, cmd: &ChaosCmd) -> Reply {
         match self.kit.create(cmd) {
             Started::Now(made) => {
-                info!("raised {cmd:?}: pids {}", crate::log::pids(&made.pids));
+                info!("raised {cmd}: pids {}", crate::log::pids(&made.pids));
                 Reply::Raised(made)
             }
             Started::Later(op) => Reply::Later(op, Box::new(Reply::Done)),
