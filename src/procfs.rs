@@ -136,17 +136,26 @@ pub fn listed() -> Vec<Pid> {
 
 /// The direct children of `pid`, from `/proc/PID/task/TID/children`
 /// (CONFIG_PROC_CHILDREN); `None` if the kernel does not provide it.
+/// Each thread has its own file (a child is listed under the thread that
+/// forked it); undead has one thread (`sys.rs`), so its own children are
+/// one file, read without listing its tasks (3 syscalls instead of 8).
 pub fn children(pid: Pid) -> Option<Vec<Pid>> {
+    let parse = |text: Vec<u8>| {
+        let text = String::from_utf8(text).ok()?;
+        let kids =
+            text.split_ascii_whitespace().filter_map(|p| p.parse().ok());
+        Some(kids.map(Pid::from_raw).collect::<Vec<_>>())
+    };
+    if pid.as_raw().unsigned_abs() == std::process::id() {
+        return parse(read_small(&format!(
+            "/proc/{pid}/task/{pid}/children"
+        ))?);
+    }
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut out = Vec::new();
     for task in tasks.flatten() {
         let path = task.path().join("children");
-        let text = String::from_utf8(read_small(path.to_str()?)?).ok()?;
-        out.extend(
-            text.split_ascii_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .map(Pid::from_raw),
-        );
+        out.extend(parse(read_small(path.to_str()?)?)?);
     }
     Some(out)
 }
