@@ -98,8 +98,12 @@ fn death_by_signal_is_128_plus_n(mode: Mode) {
         ("SEGV", 11),
         ("TERM", 15),
     ] {
-        let (got, _, err) =
-            run(mode, &["--", "sh", "-c", &format!("kill -{name} $$")], T);
+        // `env --default-signal`: the child must not depend on how the
+        // suite was started (a background job of a shell ignores INT and
+        // QUIT, and undead passes dispositions on, as tini does).
+        let cmd = format!("kill -{name} $$");
+        let argv = ["--", "env", "--default-signal", "sh", "-c", &cmd];
+        let (got, _, err) = run(mode, &argv, T);
         assert_eq!(got, 128 + n, "{mode:?} {name} {err}");
     }
     // Killed from outside, by a signal undead did not forward.
@@ -284,7 +288,10 @@ fn signals_reach_the_child(mode: Mode) {
     let dir = Scratch::new("sig");
     let out = dir.path("got");
     let s = script(&dir, "child.sh", &trapper(&out, &names));
-    let u = Undead::start(mode, &["--", "sh", &s]);
+    // A signal ignored on entry cannot be trapped by sh: start the child
+    // with default dispositions, whatever the suite inherited.
+    let argv = ["--", "env", "--default-signal", "sh", &s];
+    let u = Undead::start(mode, &argv);
     ready(&u, &out);
     // One at a time, in an order that is not signal-number order.
     for (i, (name, sig)) in SIGNALS.iter().enumerate() {
