@@ -260,7 +260,7 @@ pub fn run(verb: Verb) -> Result<(), Error> {
             let asking =
                 Asking::start(&control, &status, Duration::from_secs(2));
             let procs = show::read_all();
-            show::ps(json, procs, &held_here(asking));
+            show::ps(json, procs, &held_here(asking, &control));
             Ok(())
         }
         Verb::Rescue { dry_run } => rescue(dry_run),
@@ -370,12 +370,23 @@ fn wait(
 /// What undead holds, as (pid, kind), if it answers and shares this PID
 /// namespace: pids mean the same only inside it, so a client on the host
 /// labels nothing rather than the wrong processes.
-fn held_here(asking: Result<Asking, Error>) -> Vec<(u64, String)> {
+/// An undead older than `status held` refuses it: then `status` is asked.
+fn held_here(
+    asking: Result<Asking, Error>,
+    control: &str,
+) -> Vec<(u64, String)> {
     // The kind, marked when undead does not hold it (`deaf (unheld)`): what
     // `ps` shows in its HELD column and in `held` of `--json`.
-    let Ok(s) = asking.and_then(Asking::reply) else {
+    let Ok(mut s) = asking.and_then(Asking::reply) else {
         return Vec::new();
     };
+    if !matches!(s.get("ok"), Some(Value::Bool(true))) {
+        let status = Request::Status { seen: true };
+        let Ok(full) = ask(control, &status, Duration::from_secs(2)) else {
+            return Vec::new();
+        };
+        s = full;
+    }
     if s.get("pidns").and_then(Value::as_str)
         != Some(procfs::pid_namespace().as_str())
     {

@@ -166,9 +166,10 @@ pub fn child_alive(pid: Pid) -> Option<bool> {
 
 /// Whether undead has any child left, of any kind, without reaping:
 /// `waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT | __WALL)` fails with ECHILD
-/// only when there is none (`wait(2)`). What `--wait-all` waits on when
-/// /proc is not ours; at exit, none means no descendant at all (one would
-/// have been reparented to undead, a subreaper, when its parent died).
+/// only when there is none (`wait(2)`); any other error counts as a child
+/// (the safe side: a walk). What `--wait-all` waits on when /proc is not
+/// ours; at exit, for a subreaper, none means no descendant at all (one
+/// would have been reparented to undead when its parent died).
 pub fn has_children() -> bool {
     use nix::sys::wait::{Id, waitid};
     let flags = WaitPidFlag::WEXITED
@@ -178,8 +179,8 @@ pub fn has_children() -> bool {
     loop {
         return match waitid(Id::All, flags) {
             Err(Errno::EINTR) => continue,
-            Err(_) => false,
-            Ok(_) => true,
+            Err(Errno::ECHILD) => false,
+            Err(_) | Ok(_) => true,
         };
     }
 }

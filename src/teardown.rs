@@ -144,12 +144,13 @@ impl Scope {
                     group_killed = self.kill_child_group(kid);
                 }
                 // A zombie (or a process gone) has no children left to
-                // walk: they moved to undead when it died.
-                let live = if parent == self.me {
-                    reaper::child_alive(kid) == Some(true)
-                } else {
-                    procfs::state_of(kid).is_some_and(|s| s != 'Z')
-                };
+                // walk: they moved to undead when it died. For undead's own
+                // children one `waitid` tells a zombie; one it calls alive
+                // is read too (a zombie traced by another process is hidden
+                // from its parent's wait until the tracer lets go).
+                let live = (parent != self.me
+                    || reaper::child_alive(kid) == Some(true))
+                    && procfs::state_of(kid).is_some_and(|s| s != 'Z');
                 if live {
                     alive += 1;
                     queue.push(kid);

@@ -487,8 +487,10 @@ impl Init {
             report::write(path, &rec.render(&ending));
         }
         // No child at all (the usual end: the child exited and was
-        // reaped) is no descendant at all: nothing to walk /proc for.
-        if !self.is_pid1 && reaper::has_children() {
+        // reaped) is no descendant at all for a subreaper: nothing to walk
+        // /proc for. Without our /proc the kill goes to the child's group,
+        // which may hold orphans reparented elsewhere: sent regardless.
+        if !self.is_pid1 && (!self.proc_ok || reaper::has_children()) {
             // Nothing is spared any more: the kit has released, and the
             // guard goes with the rest.
             let scope =
