@@ -131,33 +131,28 @@ pub fn reap_pid(pid: Pid, clone_child: bool) -> bool {
 }
 
 /// Whether a clone child (exit signal 0) is a zombie now, without reaping
-/// it: `waitid(P_PID, pid, WEXITED | WNOHANG | WNOWAIT | __WCLONE)` reports
-/// only a child whose exit state is EXIT_ZOMBIE, and leaves it so. The
-/// same fact as a 'Z' in /proc/PID/stat, for one syscall instead of an
-/// open/read/close. Never blocks.
+/// it (`child_state` with `__WCLONE`).
 pub fn is_zombie_clone(pid: Pid) -> bool {
-    use nix::sys::wait::{Id, waitid};
-    let flags = WaitPidFlag::WEXITED
-        | WaitPidFlag::WNOHANG
-        | WaitPidFlag::WNOWAIT
-        | WaitPidFlag::__WCLONE;
-    matches!(
-        waitid(Id::Pid(pid), flags),
-        Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
-    )
+    child_state(pid, WaitPidFlag::__WCLONE) == Some(false)
 }
 
-/// Whether `pid`, a child of undead, is alive: `Some(false)` if it has
-/// exited (a zombie, left so: `WNOWAIT`), `Some(true)` if not, `None` if it
-/// is no child of undead (gone). One `waitid`, where /proc/PID/stat costs
-/// an open, a read and a close. Never blocks.
+/// Whether `pid`, a child of undead of any kind, is alive (`child_state`
+/// with `__WALL`).
 pub fn child_alive(pid: Pid) -> Option<bool> {
+    child_state(pid, WaitPidFlag::__WALL)
+}
+
+/// Whether the child `pid` (of the kind `kind` selects) is alive:
+/// `Some(false)` if it has exited (a zombie: `waitid(P_PID, pid, WEXITED |
+/// WNOHANG | WNOWAIT)` reports only a child whose exit state is
+/// EXIT_ZOMBIE, and leaves it so), `Some(true)` if not, `None` if it is no
+/// such child of undead (gone). The same fact as a 'Z' in /proc/PID/stat,
+/// for one syscall instead of an open, a read and a close. Never blocks.
+fn child_state(pid: Pid, kind: WaitPidFlag) -> Option<bool> {
     use nix::sys::wait::{Id, waitid};
-    let flags = WaitPidFlag::WEXITED
-        | WaitPidFlag::WNOHANG
-        | WaitPidFlag::WNOWAIT
-        | WaitPidFlag::__WALL;
-    match waitid(Id::Pid(pid), flags) {
+    let flags =
+        WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(pid), flags | kind) {
         Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => Some(false),
         Ok(_) => Some(true),
         Err(_) => None,
