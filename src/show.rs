@@ -162,29 +162,29 @@ pub fn read_all() -> Vec<(procfs::Proc, String)> {
     let (mine, theirs) =
         pids.split_at(if split { pids.len() / 2 } else { pids.len() });
     let helper = split.then(|| Helper::start(theirs)).flatten();
-    let parse = |(stat, wchan): (Vec<u8>, String)| {
-        Some((procfs::parse_stat(&stat)?, wchan))
+    let rows = |pids: &[Pid]| {
+        let read = pids.iter().filter_map(|&p| read_one(p));
+        read.map(|(_, p, wchan)| (p, wchan)).collect::<Vec<_>>()
     };
-    let mut out: Vec<_> =
-        mine.iter().filter_map(|&p| read_raw(p)).filter_map(parse).collect();
+    let mut out = rows(mine);
     match helper.and_then(Helper::finish) {
         Some(raw) => out.extend(frames(&raw)),
-        None => out.extend(
-            theirs.iter().filter_map(|&p| read_raw(p)).filter_map(parse),
-        ),
+        None => out.extend(rows(theirs)),
     }
     out
 }
 
-/// One process's stat file and its wchan. A zombie's stack is freed when
-/// it last switches out (`finish_task_switch`), so the kernel's
-/// `get_wchan` finds nothing and /proc/PID/wchan reads "0" for as long as
-/// it is a zombie: not read for thousands of held ones.
-fn read_raw(pid: Pid) -> Option<(Vec<u8>, String)> {
+/// One process: its stat file as read (what a copy hands over), parsed,
+/// and its wchan. A zombie's stack is freed when it last switches out
+/// (`finish_task_switch`), so the kernel's `get_wchan` finds nothing and
+/// /proc/PID/wchan reads "0" for as long as it is a zombie: not read for
+/// thousands of held ones.
+fn read_one(pid: Pid) -> Option<(Vec<u8>, procfs::Proc, String)> {
     let stat = procfs::read_stat(pid)?;
-    let zombie = procfs::parse_stat(&stat).is_none_or(|p| p.state == 'Z');
-    let wchan = if zombie { String::new() } else { procfs::wchan(pid) };
-    Some((stat, wchan))
+    let p = procfs::parse_stat(&stat)?;
+    let wchan =
+        if p.state == 'Z' { String::new() } else { procfs::wchan(pid) };
+    Some((stat, p, wchan))
 }
 
 /// A forked copy of the client reading processes into a memfd.
@@ -210,7 +210,9 @@ impl Helper {
                 // (sys.rs, fork-child rule).
                 sys::die_with_parent(parent);
                 let mut all = Vec::new();
-                for (stat, wchan) in pids.iter().filter_map(|&p| read_raw(p)) {
+                for (stat, _, wchan) in
+                    pids.iter().filter_map(|&p| read_one(p))
+                {
                     frame(&mut all, &stat);
                     frame(&mut all, wchan.as_bytes());
                 }
