@@ -3,7 +3,9 @@
  * One binary, two roles chosen by argv[1]:
  *   driver roles (run by bench/run, outside the init):
  *     startup  N MODE -- INIT... CMD...      N x (clone [+CLONE_NEWPID], exec, wait); prints ns per run
- *     signal   N MODE FIFO -- ARGV...        kill(init, SIGUSR1) -> child's handler; prints ns per sample
+ *     signal   N MODE FIFO -- ARGV...        kill(init, SIGUSR1) -> child's handler; prints ns per sample,
+ *                                            then the init's and its child's CPU time and run-queue
+ *                                            wait over all samples (init_cpu_ns=..., schedstat)
  *     reap     MODE DONE GO -- ARGV...       orphan storm; prints key=value
  *     teardown MODE SIG FIFO GRACE_MS -- ARGV...  SIG to the init of a process tree; survivors are
  *                                            those still alive GRACE_MS after the init exited
@@ -291,6 +293,20 @@ static int drv_startup(int argc, char **argv)
 	return fails ? 1 : 0;
 }
 
+/* /proc/PID/schedstat: time on a CPU and time waiting on a run queue, ns (0 0 if unreadable) */
+static void schedstat2(pid_t pid, unsigned long long out[2])
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
+	FILE *f = fopen(path, "re");
+	out[0] = out[1] = 0;
+	if (f) {
+		if (fscanf(f, "%llu %llu", &out[0], &out[1]) != 2)
+			out[0] = out[1] = 0;
+		fclose(f);
+	}
+}
+
 static int drv_signal(int argc, char **argv)
 {
 	int n = atoi(argv[2]);
@@ -306,6 +322,14 @@ static int drv_signal(int argc, char **argv)
 		return 1;
 	}
 	sleep_ns(20000000);
+	/* the scheduler's account (schedstat) of the init and of its child, the helper (none in
+	 * the floor config: the helper is the target): CPU and run-queue wait per signal */
+	pid_t kid[2];
+	int kids = children_of(init, kid, 2, 0);
+	unsigned long long before[2][2], after[2][2];
+	schedstat2(init, before[0]);
+	if (kids == 1)
+		schedstat2(kid[0], before[1]);
 	int lost = 0;
 	for (int i = 0; i < n; i++) {
 		sleep_ns(500000);
@@ -319,6 +343,14 @@ static int drv_signal(int argc, char **argv)
 			continue;
 		}
 		printf("%llu\n", (unsigned long long)(ts - t0));
+	}
+	schedstat2(init, after[0]);
+	printf("init_cpu_ns=%llu\ninit_wait_ns=%llu\n", after[0][0] - before[0][0],
+	       after[0][1] - before[0][1]);
+	if (kids == 1) {
+		schedstat2(kid[0], after[1]);
+		printf("child_cpu_ns=%llu\nchild_wait_ns=%llu\n", after[1][0] - before[1][0],
+		       after[1][1] - before[1][1]);
 	}
 	if (lost)
 		printf("lost %d\n", lost);
