@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::json::Value;
 use crate::parse;
 use crate::procfs;
-use crate::request::{self, Request};
+use crate::request::{self, OUTLIVE_FUSE_ONLY, Request};
 use crate::show::{self, Print};
 use crate::waiting::MAX_HOLD;
 
@@ -69,10 +69,10 @@ struct DstateArgs {
 }
 
 #[derive(FromArgs)]
-/// release what undead holds: all (default), zombies, dstate, KIND... or PIDs
+/// release what undead holds: all (default), kinds (any mix) or PIDs
 struct ReleaseArgs {
-    /// all, zombies, dstate, stopped, deaf, slow, escapee, hopper,
-    /// frozen, or PIDs
+    /// all; or kinds: zombies, dstate, stopped, deaf, slow, escapee,
+    /// hopper, frozen; or PIDs
     #[argh(positional)]
     what: Vec<String>,
     /// control socket (default $UNDEAD_CONTROL or /run/undead.sock)
@@ -193,6 +193,9 @@ pub fn parse(verb: &str, words: &[&str]) -> Result<Verb, Error> {
             let kind = a.kind.as_deref().map_or(Ok(Kind::Vfork), Kind::parse);
             let kind = kind.map_err(Error::Usage)?;
             let outlive = duration(a.outlive)?;
+            if outlive.is_some() && kind != Kind::Fuse {
+                return Err(Error::Usage(OUTLIVE_FUSE_ONLY.into()));
+            }
             let cwd = a.cwd.as_deref().map(cwd_word).transpose()?;
             let cwd = cwd.map(Into::into);
             let cmd = ChaosCmd::Dstate { n, kind, outlive, cwd };

@@ -8,7 +8,7 @@
 //! zombie N [holder]
 //! dstate N [vfork|fuse] [outlive DURATION] [cwd PATH]
 //! KIND N [unheld] [every D] [exit_after D] [unbounded]   (chaos::HazardCmd)
-//! release [all|zombies|dstate|KIND...|PID...]
+//! release [all|KIND...|PID...]     KIND: zombies dstate or a hazard kind
 //! status [held]
 //! wait Z D MS
 //! ```
@@ -22,7 +22,7 @@ use std::time::Duration;
 use nix::unistd::Pid;
 
 use crate::action::{Action, WaitFor};
-use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind, Release};
+use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind, Kinds, Release};
 use crate::parse;
 use crate::waiting::MAX_HOLD;
 
@@ -85,13 +85,16 @@ impl fmt::Display for Request {
         match self {
             Request::Raise(cmd) => write!(f, "{cmd}"),
             Request::Release(Release::All) => f.write_str("release all"),
-            Request::Release(Release::Zombies) => {
-                f.write_str("release zombies")
-            }
-            Request::Release(Release::Dstate) => f.write_str("release dstate"),
-            Request::Release(Release::Hazards(kinds)) => {
+            Request::Release(Release::Kinds(kinds)) => {
                 f.write_str("release")?;
-                kinds.iter().try_for_each(|k| write!(f, " {}", k.name()))
+                let named =
+                    [("zombies", kinds.zombies), ("dstate", kinds.dstate)];
+                let hazards = kinds.hazards.iter().map(|k| (k.name(), true));
+                named
+                    .into_iter()
+                    .chain(hazards)
+                    .filter(|&(_, on)| on)
+                    .try_for_each(|(name, _)| write!(f, " {name}"))
             }
             Request::Release(Release::Pids(pids)) => {
                 f.write_str("release")?;
@@ -168,8 +171,14 @@ fn parse_dstate(words: &[&str]) -> Result<ChaosCmd, String> {
             other => kind = Kind::parse(other)?,
         }
     }
+    if outlive.is_some() && kind != Kind::Fuse {
+        return Err(OUTLIVE_FUSE_ONLY.into());
+    }
     Ok(ChaosCmd::Dstate { n, kind, outlive, cwd })
 }
+
+/// Only a FUSE victim can outlive undead (README, "`--outlive`").
+pub const OUTLIVE_FUSE_ONLY: &str = "--outlive applies to --kind fuse only";
 
 /// `Z D MS [KIND N]...`: counts as `count` reads them, the timeout in
 /// milliseconds (at most `MAX_HOLD`), then per hazard kind a minimum.
@@ -198,29 +207,32 @@ fn parse_wait(words: &[&str]) -> Result<WaitFor, String> {
     })
 }
 
-/// `all`, `zombies`, `dstate`, hazard kinds or PIDs; nothing means
-/// `all`. Pure.
+/// `all`, kinds (`zombies`, `dstate`, hazard kinds, any mix) or PIDs;
+/// nothing means `all`. Pure.
 pub fn parse_release(words: &[&str]) -> Result<Release, String> {
-    let kinds: Option<Vec<HazardKind>> =
-        words.iter().map(|w| HazardKind::parse(w)).collect();
-    match words {
-        [] | ["all"] => Ok(Release::All),
-        ["zombies"] => Ok(Release::Zombies),
-        ["dstate"] => Ok(Release::Dstate),
-        _ if kinds.is_some() => {
-            Ok(Release::Hazards(kinds.unwrap_or_default()))
-        }
-        pids => pids
-            .iter()
-            .map(|w| match w.parse::<i32>() {
-                Ok(p) if p > 0 => Ok(Pid::from_raw(p)),
-                _ => Err(format!(
-                    "invalid release target '{}'",
+    if matches!(words, [] | ["all"]) {
+        return Ok(Release::All);
+    }
+    let mut kinds = Kinds::default();
+    let mut pids = Vec::new();
+    for &w in words {
+        match (w, HazardKind::parse(w), w.parse::<i32>()) {
+            ("zombies", ..) => kinds.zombies = true,
+            ("dstate", ..) => kinds.dstate = true,
+            (_, Some(kind), _) => kinds.hazards.push(kind),
+            (_, None, Ok(pid)) if pid > 0 => pids.push(Pid::from_raw(pid)),
+            _ => {
+                return Err(format!(
+                    "invalid release target '{}' (all, a kind or a PID)",
                     w.escape_debug()
-                )),
-            })
-            .collect::<Result<_, _>>()
-            .map(Release::Pids),
+                ));
+            }
+        }
+    }
+    match (kinds == Kinds::default(), pids.is_empty()) {
+        (false, true) => Ok(Release::Kinds(kinds)),
+        (true, false) => Ok(Release::Pids(pids)),
+        _ => Err("release takes kinds or PIDs, not both".into()),
     }
 }
 
@@ -271,20 +283,28 @@ mod tests {
             parse(b"hopper 2 every 5ms unheld"),
             Ok(Request::Raise(ChaosCmd::Hazard(HazardCmd { n: 2, .. })))
         ));
+        let kinds = |zombies, dstate, hazards| {
+            Ok(Request::Release(Release::Kinds(Kinds {
+                zombies,
+                dstate,
+                hazards,
+            })))
+        };
+        use HazardKind::{Deaf, Hopper, Stopped};
         assert_eq!(
             parse(b"release stopped hopper"),
-            Ok(Request::Release(Release::Hazards(vec![
-                HazardKind::Stopped,
-                HazardKind::Hopper
-            ])))
+            kinds(false, false, vec![Stopped, Hopper])
         );
+        // SPEC §1: `release [all|KIND...|PID...]`, any mix of kinds.
+        assert_eq!(
+            parse(b"release zombies deaf dstate"),
+            kinds(true, true, vec![Deaf])
+        );
+        assert_eq!(parse(b"release dstate"), kinds(false, true, vec![]));
         assert_eq!(parse(b"status"), Ok(Request::Status { seen: true }));
         assert_eq!(parse(b"status held"), Ok(Request::Status { seen: false }));
         assert_eq!(parse(b"release"), Ok(Request::Release(Release::All)));
-        assert_eq!(
-            parse(b"release zombies"),
-            Ok(Request::Release(Release::Zombies))
-        );
+        assert_eq!(parse(b"release zombies"), kinds(true, false, vec![]));
         assert_eq!(
             parse(b"release 12 13"),
             Ok(Request::Release(Release::Pids(vec![
@@ -308,13 +328,19 @@ mod tests {
                 HazardCmd::parse(kind, &words[1..]).unwrap(),
             ))
         };
+        let release = |zombies, dstate, hazards| {
+            Request::Release(Release::Kinds(Kinds {
+                zombies,
+                dstate,
+                hazards,
+            }))
+        };
         let all = [
             Request::Raise(ChaosCmd::Zombies { n: 0, holder: false }),
             Request::Raise(ChaosCmd::Zombies { n: 7, holder: true }),
             dstate(Kind::Vfork, None),
             dstate(Kind::Fuse, None),
             dstate(Kind::Fuse, Some(Duration::from_millis(1500))),
-            dstate(Kind::Vfork, Some(Duration::from_secs(120))),
             Request::Raise(ChaosCmd::Dstate {
                 n: 1,
                 kind: Kind::Fuse,
@@ -327,13 +353,11 @@ mod tests {
             hazard("escapee 1"),
             hazard("hopper 4 every 5ms"),
             hazard("frozen 2 unbounded"),
-            Request::Release(Release::Hazards(vec![
-                HazardKind::Deaf,
-                HazardKind::Frozen,
-            ])),
+            release(false, false, vec![HazardKind::Deaf, HazardKind::Frozen]),
             Request::Release(Release::All),
-            Request::Release(Release::Zombies),
-            Request::Release(Release::Dstate),
+            release(true, false, vec![]),
+            release(false, true, vec![]),
+            release(true, true, vec![HazardKind::Slow]),
             Request::Release(Release::Pids(vec![Pid::from_raw(9)])),
             Request::Release(Release::Pids(vec![
                 Pid::from_raw(1),
@@ -369,7 +393,9 @@ mod tests {
             b"dstate 2 outlive forever",
             b"release 0",
             b"release all zombies",
-            b"release zombies stopped",
+            b"release zombies 12",
+            b"release 12 stopped",
+            b"dstate 2 outlive 5s",
             b"frozen 1 unheld",
             b"slow 1",
             b"dstate 1 cwd",

@@ -357,8 +357,24 @@ fn release_by_kind_and_pid_leaves_unheld_alone(mode: Mode) {
     s.ok(&["release", "all"]);
     s.until("stopped released by all", T, || gone(&st[1]));
     check!(s, unheld.state() == Some('S'), "release took the unheld");
-    let bad = s.client(&["release", "zombies", "deaf"]);
-    check!(s, bad.code == 2, "mixed release: {bad:?}");
+    // SPEC §1 `release [all|KIND...|PID...]`: kinds mix, `zombies` and
+    // `dstate` with the hazard kinds; what is not named stays.
+    let zs = s.raise(&["zombie", "2"]);
+    let ds = s.raise(&["dstate", "1"]);
+    let deaf = s.raise(&["deaf", "1"])[0];
+    let st = s.raise(&["stopped", "1"])[0];
+    check!(s, zs.len() == 2, "zombies made: {zs:?}");
+    check!(s, zs.iter().all(|z| z.state() == Some('Z')), "zombies");
+    check!(s, ds.first().and_then(Ident::state) == Some('D'), "dstate");
+    s.ok(&["release", "zombies", "deaf", "dstate"]);
+    s.until("zombies, deaf and dstate released", T, || {
+        zs.iter().chain(&ds).chain([&deaf]).all(gone)
+    });
+    check!(s, st.state() == Some('T'), "release of other kinds took stopped");
+    check!(s, unheld.state() == Some('S'), "release took the unheld");
+    let bad = s.client(&["release", "zombies", "12"]);
+    check!(s, bad.code == 2, "kinds and pids mixed: {bad:?}");
+    check!(s, st.state() == Some('T'), "a refused release took stopped");
 }
 
 fn release_after_leaves_unheld_alone(mode: Mode) {

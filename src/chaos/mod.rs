@@ -100,11 +100,29 @@ pub enum ChaosCmd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Release {
     All,
-    Zombies,
-    Dstate,
-    /// `release stopped hopper …`
-    Hazards(Vec<HazardKind>),
+    /// `release zombies dstate stopped …`: every holding of these kinds.
+    Kinds(Kinds),
     Pids(Vec<Pid>),
+}
+
+/// The kinds one `release` names, any mix of `zombies`, `dstate` and the
+/// hazard kinds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kinds {
+    pub zombies: bool,
+    pub dstate: bool,
+    pub hazards: Vec<HazardKind>,
+}
+
+impl Release {
+    /// Whether it takes the held zombies (and so ends withheld orphans).
+    pub fn takes_zombies(&self) -> bool {
+        match self {
+            Release::All => true,
+            Release::Kinds(k) => k.zombies,
+            Release::Pids(_) => false,
+        }
+    }
 }
 
 /// What creation made; `error` says why it stopped short.
@@ -284,7 +302,7 @@ impl Kit {
                 n, kind: Kind::Vfork, outlive: None, ..
             } => (n, "vfork holders", Making::Vforks(cwd)),
             ChaosCmd::Dstate { kind: Kind::Vfork, .. } => {
-                return failed("--outlive applies to --kind fuse only".into());
+                return failed(crate::request::OUTLIVE_FUSE_ONLY.into());
             }
             ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive, .. } => {
                 return self.create_fuse(n, outlive, cwd.as_ref());

@@ -1,4 +1,5 @@
-//! Which units a release takes: `release all|zombies|dstate|KIND...|PID...`,
+//! Which units a release takes: `release all|KIND...|PID...` (KIND: `zombies`,
+//! `dstate` or a hazard kind),
 //! `--release-after` and undead's exit. Never an `--unheld` one: those are
 //! the workload's, ended by the stop sequence (SPEC §3.4).
 
@@ -14,13 +15,11 @@ impl Unit {
         !self.is_unheld()
             && match what {
                 Release::All => true,
-                Release::Zombies => self.is_zombie_kind(),
-                Release::Dstate => {
-                    matches!(self, Unit::Vfork { .. } | Unit::Fuse(_))
-                }
-                Release::Hazards(kinds) => matches!(
-                    self, Unit::Hazard(h) if kinds.contains(&h.kind())
-                ),
+                Release::Kinds(kinds) => match self {
+                    Unit::Zombie(_) | Unit::Holder(_) => kinds.zombies,
+                    Unit::Vfork { .. } | Unit::Fuse(_) => kinds.dstate,
+                    Unit::Hazard(h) => kinds.hazards.contains(&h.kind()),
+                },
                 Release::Pids(pids) => {
                     self.procs().iter().any(|(p, _)| pids.contains(p))
                 }

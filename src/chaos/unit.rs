@@ -64,10 +64,6 @@ impl Unit {
         }
     }
 
-    pub fn is_zombie_kind(&self) -> bool {
-        matches!(self, Unit::Zombie(_) | Unit::Holder(_))
-    }
-
     /// Whether a unit being created is observably in its state.
     pub fn check(&mut self) -> Check {
         match self {

@@ -242,7 +242,7 @@ impl Init {
         if matches!(what, Release::All) {
             self.end_withholding();
         }
-        if matches!(what, Release::All | Release::Zombies) {
+        if what.takes_zombies() {
             let drained =
                 reaper::reap_zombies(self.awaited_child(), Policy::ReapAll);
             released.extend(&drained.others);
