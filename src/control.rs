@@ -13,8 +13,9 @@
 //! with undead's uid or uid 0 (SO_PEERCRED) is served; malformed input gets
 //! an error reply. The path appears only once the socket listens (bind to
 //! a temporary name, listen, rename), so "the socket exists" means "undead
-//! answers", and a stale file from an earlier run is replaced; a live one
-//! (another undead answers on it) is not (`EADDRINUSE`). At exit the file
+//! answers", and a stale socket from an earlier run is replaced; a live one
+//! (another undead answers on it) is not (`EADDRINUSE`), nor is anything
+//! that is not a socket (`EEXIST`). At exit the file
 //! is removed only while it is still this socket (same dev and inode).
 //!
 //! The request line is `request.rs`'s `Request`; the reply is the JSON
@@ -23,7 +24,7 @@
 use std::fs;
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -93,6 +94,11 @@ impl Server {
         }
         if answers(path) {
             return Err(Errno::EADDRINUSE);
+        }
+        // Only a socket is replaced: anything else there is not undead's.
+        if fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_socket())
+        {
+            return Err(Errno::EEXIST);
         }
         let tmp = path.with_extension(format!("tmp{}", unistd::getpid()));
         let _ = fs::remove_file(&tmp);

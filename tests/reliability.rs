@@ -313,6 +313,17 @@ fn a_live_socket_is_not_taken_over(mode: Mode) {
     c.arg(format!("exec '{BIN}' status --control '{sock}'"));
     let r = run_ran(&mut c, T);
     assert_eq!(r.code, 0, "{mode:?}: stale socket not replaced: {r:?}");
+
+    // Anything else at the path is left as it is: one line, exit 1.
+    let file = dir.path("file.sock").display().to_string();
+    fs::write(&file, "not a socket\n").unwrap();
+    let mut c = crate::common::command(mode);
+    c.args(["--control", &file, "--", "true"]);
+    let r = run_ran(&mut c, T);
+    assert_eq!(r.code, 1, "{mode:?}: a regular file at the path: {r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{mode:?}: {r:?}");
+    let kept = fs::read_to_string(&file).unwrap_or_default();
+    assert_eq!(kept, "not a socket\n", "{mode:?}: the file was replaced");
 }
 
 /// With the default path (/run/undead.sock, here on a private tmpfs), a
