@@ -104,10 +104,31 @@ impl Env<'_> {
         flag.or_else(|| self.var(name))
     }
 
+    /// The flag's value, else the variable's, with where it came from.
+    fn value(
+        &self,
+        flag: Option<String>,
+        name: &'static str,
+    ) -> Option<Value> {
+        let var = flag.is_none().then_some(name);
+        flag.or_else(|| self.var(name)).map(|text| Value { text, var })
+    }
+
+    /// The repeated flag, else the variable split at commas, each with
+    /// where it came from.
+    fn values(&self, flag: Vec<String>, name: &'static str) -> Vec<Value> {
+        let var = flag.is_empty().then_some(name);
+        let texts = self.list(flag, name).into_iter();
+        texts.map(|text| Value { text, var }).collect()
+    }
+
     /// The switch, else the variable as a boolean (`1`, `true`, ...).
-    fn switch(&self, flag: bool, name: &str) -> Result<bool, Error> {
+    fn switch(&self, flag: bool, name: &'static str) -> Result<bool, Error> {
         match self.var(name) {
-            Some(v) if !flag => parse::flag(&v).map_err(Error::Usage),
+            Some(text) if !flag => {
+                let v = Value { text, var: Some(name) };
+                parse::flag(&v.text).map_err(|why| v.error(why))
+            }
             _ => Ok(flag),
         }
     }
@@ -123,24 +144,36 @@ impl Env<'_> {
     }
 }
 
+/// An option's text and, when it came from the environment, the variable.
+struct Value {
+    text: String,
+    var: Option<&'static str>,
+}
+
+impl Value {
+    /// The usage error: what was wrong, and the variable it was read from.
+    fn error(&self, why: String) -> Error {
+        match self.var {
+            Some(name) => Error::Usage(format!("{name}: {why}")),
+            None => Error::Usage(why),
+        }
+    }
+}
+
 /// A typed value, or a usage error naming what was wrong.
 fn typed<T>(
-    v: Option<String>,
+    v: Option<Value>,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Option<T>, Error> {
-    v.map(|v| parse(&v)).transpose().map_err(Error::Usage)
+    v.map(|v| parse(&v.text).map_err(|why| v.error(why))).transpose()
 }
 
 /// Every item typed, or the first usage error.
 fn typed_all<T>(
-    items: Vec<String>,
+    items: Vec<Value>,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<Vec<T>, Error> {
-    items
-        .iter()
-        .map(|v| parse(v))
-        .collect::<Result<_, _>>()
-        .map_err(Error::Usage)
+    items.iter().map(|v| parse(&v.text).map_err(|why| v.error(why))).collect()
 }
 
 /// The command after the options (`--` optional): required, unless
@@ -265,7 +298,7 @@ pub fn config(a: InitArgs, env: &Env<'_>) -> Result<Config, Error> {
         None => ControlPath::Default(DEFAULT_CONTROL.into()),
     };
     let count = |flag, name| -> Result<usize, Error> {
-        Ok(typed(env.opt(flag, name), parse::count)?.unwrap_or(0))
+        Ok(typed(env.value(flag, name), parse::count)?.unwrap_or(0))
     };
     Ok(Config {
         command,
@@ -279,18 +312,18 @@ pub fn config(a: InitArgs, env: &Env<'_>) -> Result<Config, Error> {
         setsid: env.switch(a.setsid, "UNDEAD_SETSID")?,
         guard: env.switch(a.guard, "UNDEAD_GUARD")?,
         pdeathsig: typed(
-            env.opt(a.pdeathsig, "UNDEAD_PDEATHSIG"),
+            env.value(a.pdeathsig, "UNDEAD_PDEATHSIG"),
             parse::signal,
         )?,
         remap_exit: typed_all(
-            env.list(a.remap_exit, "UNDEAD_REMAP_EXIT"),
+            env.values(a.remap_exit, "UNDEAD_REMAP_EXIT"),
             parse::exit_code,
         )?,
         rewrites: typed_all(
-            env.list(a.rewrite, "UNDEAD_REWRITE"),
+            env.values(a.rewrite, "UNDEAD_REWRITE"),
             parse::rewrite,
         )?,
-        grace: typed(env.opt(a.grace, "UNDEAD_GRACE"), parse::duration)?,
+        grace: typed(env.value(a.grace, "UNDEAD_GRACE"), parse::duration)?,
         wait_all: env.switch(a.wait_all, "UNDEAD_WAIT_ALL")?,
         report: env.opt(a.report, "UNDEAD_REPORT"),
         verbosity: verbosity(a.verbose, env)?,
@@ -300,13 +333,13 @@ pub fn config(a: InitArgs, env: &Env<'_>) -> Result<Config, Error> {
         zombies: count(a.zombies, "UNDEAD_ZOMBIES")?,
         dstate: count(a.dstate, "UNDEAD_DSTATE")?,
         dstate_kind: typed(
-            env.opt(a.dstate_kind, "UNDEAD_DSTATE_KIND"),
+            env.value(a.dstate_kind, "UNDEAD_DSTATE_KIND"),
             Kind::parse,
         )?
         .unwrap_or(Kind::Vfork),
         raise: raises(a.raise, env)?,
         release_after: typed(
-            env.opt(a.release_after, "UNDEAD_RELEASE_AFTER"),
+            env.value(a.release_after, "UNDEAD_RELEASE_AFTER"),
             parse::duration,
         )?,
         control,
@@ -364,6 +397,28 @@ mod tests {
         let c = init(&["true"], &[("TINI_VERBOSITY", "3")]).unwrap();
         assert_eq!(c.verbosity, 3);
         assert!(init(&["true"], &[("UNDEAD_ZOMBIES", "x")]).is_err());
+    }
+
+    /// A bad value from the environment names its variable; from a flag,
+    /// the flag's own message.
+    #[test]
+    fn environment_errors_name_the_variable() {
+        let usage =
+            |words: &[&str], env: &[(&str, &str)]| match init(words, env) {
+                Err(Error::Usage(why)) => why,
+                other => panic!("not a usage error: {:?}", other.is_ok()),
+            };
+        for (var, value) in [
+            ("UNDEAD_GRACE", "bad"),
+            ("UNDEAD_ZOMBIES", "x"),
+            ("UNDEAD_REWRITE", "TERM:nope"),
+            ("UNDEAD_WAIT_ALL", "maybe"),
+        ] {
+            let why = usage(&["true"], &[(var, value)]);
+            assert!(why.starts_with(&format!("{var}: ")), "{why}");
+        }
+        let why = usage(&["--grace", "bad", "true"], &[]);
+        assert!(!why.contains("UNDEAD_"), "{why}");
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub enum Error {
 
 /// argh's way out, in one place: `--help` (for init mode and every verb)
 /// prints argh's text plus the exit-code table; a parse error is a usage
-/// error on argh's first line, lowercased like every undead error.
+/// error on one line (argh lists what is missing on the lines after its
+/// first), lowercased like every undead error.
 impl From<argh::EarlyExit> for Error {
     fn from(e: argh::EarlyExit) -> Error {
         match e.status {
@@ -58,8 +59,9 @@ impl From<argh::EarlyExit> for Error {
                 Error::Help(format!("{}\n{EXIT_CODES}", e.output.trim_end()))
             }
             Err(()) => {
-                let line = e.output.lines().next().unwrap_or("usage error");
-                let mut chars = line.trim().chars();
+                let words: Vec<&str> = e.output.split_whitespace().collect();
+                let line = words.join(" ");
+                let mut chars = line.chars();
                 Error::Usage(chars.next().map_or_else(String::new, |c| {
                     c.to_lowercase().chain(chars).collect()
                 }))

@@ -386,6 +386,7 @@ fn proc_of_another_namespace_is_detected(mode: Mode) {
     let r = run_ran(&mut c, T);
     assert_eq!(r.code, 1, "{mode:?}: {r:?}");
     assert!(r.stderr.contains("/proc is not"), "{mode:?}: {r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "said once: {mode:?}: {r:?}");
 
     let dir = Scratch::new("proc");
     let sock = dir.sock();

@@ -36,7 +36,9 @@ pub(super) fn setup(cfg: Config) -> Result<Init, Error> {
     if let Some(sig) = cfg.pdeathsig {
         prctl::set_pdeathsig(sig).map_err(Error::Pdeathsig)?;
     }
-    let proc_ok = proc_is_ours();
+    let raising = cfg.zombies > 0 || cfg.dstate > 0 || !cfg.raise.is_empty();
+    // Said once: by the refusal of what is raised at start, else here.
+    let proc_ok = proc_is_ours(!raising);
     let mut kit = Kit::new(cfg.release_after);
     raise_at_start(&cfg, &mut kit).inspect_err(|_| {
         kit.release(&Release::All);
@@ -164,12 +166,14 @@ fn raise_at_start(cfg: &Config, kit: &mut Kit) -> Result<(), Error> {
     Ok(())
 }
 
-/// /proc is this PID namespace's (said once if not).
-fn proc_is_ours() -> bool {
+/// /proc is this PID namespace's (said if not, when `say`).
+fn proc_is_ours(say: bool) -> bool {
     match procfs::not_ours() {
         None => true,
         Some(why) => {
-            error!("{why}");
+            if say {
+                error!("{why}");
+            }
             false
         }
     }
