@@ -23,20 +23,37 @@ fn enabled(level: u8) -> Option<bool> {
 pub fn write(level: u8, msg: std::fmt::Arguments<'_>) {
     let Some(json) = enabled(level) else { return };
     let line = if json {
-        let level =
-            ["error", "info", "debug", "trace"][usize::from(level.min(3))];
-        let entry = crate::json::obj([
-            ("prog", "undead".into()),
-            ("level", level.into()),
-            ("msg", msg.to_string().into()),
-        ]);
-        format!("{entry}\n")
+        format!("{}\n", entry(level, msg.to_string()))
     } else {
         format!("undead: {msg}\n")
     };
     // One write(2) per line so lines from several processes do not mix; a
     // failed write to stderr has nowhere to be reported.
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// A JSON log line: `{"prog":"undead","level":…,"msg":…}`, `msg` last.
+fn entry(level: u8, msg: String) -> crate::json::Value {
+    let level = ["error", "info", "debug", "trace"][usize::from(level.min(3))];
+    crate::json::obj([
+        ("prog", "undead".into()),
+        ("level", level.into()),
+        ("msg", msg.into()),
+    ])
+}
+
+/// An error line that another process ends (the child, after a failed
+/// exec, may only write bytes): its start, up to and with `msg`, and its
+/// end. What is written between must need no JSON escaping (an errno's
+/// description).
+pub fn error_line_around(msg: &str) -> (String, &'static str) {
+    if enabled(0) != Some(true) {
+        return (format!("undead: {msg}"), "\n");
+    }
+    let line = entry(0, msg.to_string()).to_string();
+    // `…,"msg":"MSG"}`: open again before its closing quote.
+    let open = line.strip_suffix("\"}").unwrap_or(&line).to_string();
+    (open, "\"}\n")
 }
 
 /// A line of a verb's output on stdout. Unlike `println!`, a closed pipe

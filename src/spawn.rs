@@ -57,7 +57,8 @@ pub fn spawn_child(plan: &SpawnPlan<'_>) -> Result<Pid, Error> {
     let argv0 = plan.argv.first().cloned().unwrap_or_default();
     let args = ExecArgs::new(plan.argv)
         .map_err(|errno| Error::Spawn { argv0: argv0.clone(), errno })?;
-    let prefix = format!("undead: cannot run '{argv0}': ");
+    let line =
+        crate::log::error_line_around(&format!("cannot run '{argv0}': "));
     let tty = std::io::stdin().is_terminal();
     if tty && plan.group == Group::Session {
         let _ = sys::detach_controlling_tty(std::io::stdin().as_fd());
@@ -66,7 +67,7 @@ pub fn spawn_child(plan: &SpawnPlan<'_>) -> Result<Pid, Error> {
     match sys::fork() {
         Ok(ForkResult::Parent { child }) => Ok(child),
         Ok(ForkResult::Child) => {
-            exec_child(plan, &args, prefix.as_bytes(), tty, parent)
+            exec_child(plan, &args, (line.0.as_bytes(), line.1), tty, parent)
         }
         Err(errno) => Err(Error::Spawn { argv0, errno }),
     }
@@ -76,7 +77,7 @@ pub fn spawn_child(plan: &SpawnPlan<'_>) -> Result<Pid, Error> {
 fn exec_child(
     plan: &SpawnPlan<'_>,
     args: &ExecArgs,
-    prefix: &[u8],
+    (start, end): (&[u8], &str),
     tty: bool,
     parent: Pid,
 ) -> ! {
@@ -106,7 +107,7 @@ fn exec_child(
     }
     signals::restore_signal_state(plan.signals);
     let errno = sys::execvp(args);
-    sys::write_stderr(&[prefix, errno.desc().as_bytes(), b"\n"]);
+    sys::write_stderr(&[start, errno.desc().as_bytes(), end.as_bytes()]);
     sys::exit_now(if errno == Errno::ENOENT { 127 } else { 126 })
 }
 

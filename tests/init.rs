@@ -268,6 +268,17 @@ fn path_lookup_and_exec_failures(mode: Mode) {
     let (code, _, err) = exec(&with_dir, &["/"]);
     assert_eq!(code, 126, "{mode:?} {err}");
     assert_eq!(err.lines().count(), 1, "{mode:?} {err}");
+    // With `--log-format json` the line is JSON too (the child writes it).
+    let mut c = command(mode);
+    c.args(["--log-format", "json", "--", "/nonexistent/x"]);
+    let (code, _, err) = run_cmd(c, b"", T);
+    assert_eq!(code, 127, "{mode:?} {err}");
+    assert_eq!(
+        err,
+        "{\"prog\":\"undead\",\"level\":\"error\",\"msg\":\"cannot run \
+         '/nonexistent/x': No such file or directory\"}\n",
+        "{mode:?}"
+    );
 }
 
 // -------------------------------------------------------------- signals
