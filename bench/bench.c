@@ -293,18 +293,16 @@ static int drv_startup(int argc, char **argv)
 	return fails ? 1 : 0;
 }
 
-/* /proc/PID/schedstat: time on a CPU and time waiting on a run queue, ns (0 0 if unreadable) */
-static void schedstat2(pid_t pid, unsigned long long out[2])
+/* /proc/PID/schedstat: time on a CPU and time waiting on a run queue, ns; 0 if unreadable */
+static int schedstat2(pid_t pid, unsigned long long out[2])
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
 	FILE *f = fopen(path, "re");
-	out[0] = out[1] = 0;
-	if (f) {
-		if (fscanf(f, "%llu %llu", &out[0], &out[1]) != 2)
-			out[0] = out[1] = 0;
+	int ok = f && fscanf(f, "%llu %llu", &out[0], &out[1]) == 2;
+	if (f)
 		fclose(f);
-	}
+	return ok;
 }
 
 static int drv_signal(int argc, char **argv)
@@ -327,9 +325,8 @@ static int drv_signal(int argc, char **argv)
 	pid_t kid[2];
 	int kids = children_of(init, kid, 2, 0);
 	unsigned long long before[2][2], after[2][2];
-	schedstat2(init, before[0]);
-	if (kids == 1)
-		schedstat2(kid[0], before[1]);
+	int init_ok = schedstat2(init, before[0]);
+	int kid_ok = kids == 1 && schedstat2(kid[0], before[1]);
 	int lost = 0;
 	for (int i = 0; i < n; i++) {
 		sleep_ns(500000);
@@ -344,14 +341,13 @@ static int drv_signal(int argc, char **argv)
 		}
 		printf("%llu\n", (unsigned long long)(ts - t0));
 	}
-	schedstat2(init, after[0]);
-	printf("init_cpu_ns=%llu\ninit_wait_ns=%llu\n", after[0][0] - before[0][0],
-	       after[0][1] - before[0][1]);
-	if (kids == 1) {
-		schedstat2(kid[0], after[1]);
+	/* only what was read at both ends (an init that died has no account to report) */
+	if (init_ok && schedstat2(init, after[0]))
+		printf("init_cpu_ns=%llu\ninit_wait_ns=%llu\n", after[0][0] - before[0][0],
+		       after[0][1] - before[0][1]);
+	if (kid_ok && schedstat2(kid[0], after[1]))
 		printf("child_cpu_ns=%llu\nchild_wait_ns=%llu\n", after[1][0] - before[1][0],
 		       after[1][1] - before[1][1]);
-	}
 	if (lost)
 		printf("lost %d\n", lost);
 	fflush(stdout);

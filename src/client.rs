@@ -14,13 +14,13 @@ use argh::FromArgs;
 use nix::sys::socket::{MsgFlags, send};
 
 use crate::action::WaitFor;
-use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind};
+use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind, OUTLIVE_FUSE_ONLY};
 use crate::control::DEFAULT_CONTROL;
 use crate::error::Error;
 use crate::json::Value;
 use crate::parse;
 use crate::procfs;
-use crate::request::{self, OUTLIVE_FUSE_ONLY, Request};
+use crate::request::{self, Request};
 use crate::show::{self, Print};
 use crate::waiting::MAX_HOLD;
 

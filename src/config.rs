@@ -154,10 +154,15 @@ impl Value {
     /// The usage error: what was wrong, and the variable it was read from.
     fn error(&self, why: String) -> Error {
         match self.var {
-            Some(name) => Error::Usage(format!("{name}: {why}")),
+            Some(name) => in_var(name, why),
             None => Error::Usage(why),
         }
     }
+}
+
+/// The usage error of a value read from the variable `name`.
+fn in_var(name: &str, why: String) -> Error {
+    Error::Usage(format!("{name}: {why}"))
 }
 
 /// A typed value, or a usage error naming what was wrong.
@@ -197,26 +202,28 @@ fn command(mut words: Vec<String>, pause: bool) -> Result<Vec<String>, Error> {
 
 /// `--raise 'VERB ARGS'` (repeatable), else `UNDEAD_RAISE` (`;`-separated).
 fn raises(flags: Vec<String>, env: &Env<'_>) -> Result<Vec<ChaosCmd>, Error> {
-    let texts = match (flags.is_empty(), env.var("UNDEAD_RAISE")) {
-        (true, Some(v)) => v.split(';').map(str::to_string).collect(),
-        _ => flags,
+    let (texts, from) = match (flags.is_empty(), env.var("UNDEAD_RAISE")) {
+        (true, Some(v)) => {
+            (v.split(';').map(str::to_string).collect(), "UNDEAD_RAISE")
+        }
+        _ => (flags, "--raise"),
     };
-    texts.iter().filter(|r| !r.trim().is_empty()).map(|r| raise(r)).collect()
+    let texts = texts.iter().filter(|r| !r.trim().is_empty());
+    texts.map(|r| raise(r, from)).collect()
 }
 
-/// One `--raise 'VERB ARGS'`: the client verb's own parser, so both
-/// accept exactly the same words.
-fn raise(text: &str) -> Result<ChaosCmd, Error> {
+/// One `--raise 'VERB ARGS'` (or an item of `UNDEAD_RAISE`, `from`): the
+/// client verb's own parser, so both accept exactly the same words.
+fn raise(text: &str, from: &str) -> Result<ChaosCmd, Error> {
     let text = text.trim();
     let words: Vec<&str> = text.split_ascii_whitespace().collect();
-    let bad =
-        || Error::Usage(format!("--raise '{text}': not a creation verb"));
+    let bad = || Error::Usage(format!("{from} '{text}': not a creation verb"));
     let verb = words.first().ok_or_else(bad)?;
     match crate::client::parse(verb, &words[1..]) {
         Ok(Verb::Send { request: Request::Raise(cmd), .. }) => Ok(cmd),
         Ok(_) => Err(bad()),
         Err(Error::Usage(why)) => {
-            Err(Error::Usage(format!("--raise '{text}': {why}")))
+            Err(Error::Usage(format!("{from} '{text}': {why}")))
         }
         Err(other) => Err(other),
     }
@@ -241,28 +248,32 @@ fn withhold(
     match parse::flag(&v) {
         Ok(true) => Ok(Withhold::Forever),
         Ok(false) => Ok(Withhold::Off),
-        Err(_) => parse::duration(&v).map(Withhold::For).map_err(Error::Usage),
+        Err(_) => parse::duration(&v)
+            .map(Withhold::For)
+            .map_err(|why| in_var("UNDEAD_WITHHOLD_REAPING", why)),
     }
 }
 
 /// tini's `TINI_VERBOSITY` is a level; `-v` wins, then
 /// `UNDEAD_VERBOSITY`.
 fn verbosity(flag: u8, env: &Env<'_>) -> Result<u8, Error> {
-    let var =
-        env.var("UNDEAD_VERBOSITY").or_else(|| env.var("TINI_VERBOSITY"));
+    let var = ["UNDEAD_VERBOSITY", "TINI_VERBOSITY"]
+        .into_iter()
+        .find_map(|name| env.var(name).map(|v| (name, v)));
     match (flag, var) {
-        (0, Some(v)) => v
+        (0, Some((name, v))) => v
             .parse()
-            .map_err(|_| Error::Usage(format!("invalid verbosity '{v}'"))),
+            .map_err(|_| in_var(name, format!("invalid verbosity '{v}'"))),
         (n, _) => Ok(n),
     }
 }
 
-fn log_json(format: Option<String>) -> Result<bool, Error> {
-    match format.as_deref() {
-        None | Some("text") => Ok(false),
-        Some("json") => Ok(true),
-        Some(other) => Err(Error::Usage(format!(
+fn log_json(format: Option<Value>) -> Result<bool, Error> {
+    let Some(v) = format else { return Ok(false) };
+    match v.text.as_str() {
+        "text" => Ok(false),
+        "json" => Ok(true),
+        other => Err(v.error(format!(
             "invalid log format '{other}' (use text or json)"
         ))),
     }
@@ -327,7 +338,7 @@ pub fn config(a: InitArgs, env: &Env<'_>) -> Result<Config, Error> {
         wait_all: env.switch(a.wait_all, "UNDEAD_WAIT_ALL")?,
         report: env.opt(a.report, "UNDEAD_REPORT"),
         verbosity: verbosity(a.verbose, env)?,
-        log_json: log_json(env.opt(a.log_format, "UNDEAD_LOG_FORMAT"))?,
+        log_json: log_json(env.value(a.log_format, "UNDEAD_LOG_FORMAT"))?,
         warn_reap: env.switch(a.warn_reap, "UNDEAD_WARN_REAP")?,
         withhold,
         zombies: count(a.zombies, "UNDEAD_ZOMBIES")?,
@@ -413,9 +424,15 @@ mod tests {
             ("UNDEAD_ZOMBIES", "x"),
             ("UNDEAD_REWRITE", "TERM:nope"),
             ("UNDEAD_WAIT_ALL", "maybe"),
+            ("UNDEAD_WITHHOLD_REAPING", "soon"),
+            ("UNDEAD_VERBOSITY", "loud"),
+            ("TINI_VERBOSITY", "loud"),
+            ("UNDEAD_LOG_FORMAT", "xml"),
+            ("UNDEAD_RAISE", "zombie many"),
         ] {
             let why = usage(&["true"], &[(var, value)]);
-            assert!(why.starts_with(&format!("{var}: ")), "{why}");
+            let named = why.strip_prefix(var).and_then(|r| r.chars().next());
+            assert!(matches!(named, Some(':' | ' ')), "{why}");
         }
         let why = usage(&["--grace", "bad", "true"], &[]);
         assert!(!why.contains("UNDEAD_"), "{why}");

@@ -96,6 +96,9 @@ impl Server {
             return Err(Errno::EADDRINUSE);
         }
         // Only a socket is replaced: anything else there is not undead's.
+        // (A file made at the path between this look and the rename below
+        // is replaced: the rename cannot tell, and undead does not race
+        // its own user.)
         if fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_socket())
         {
             return Err(Errno::EEXIST);

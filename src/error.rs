@@ -50,8 +50,8 @@ pub enum Error {
 
 /// argh's way out, in one place: `--help` (for init mode and every verb)
 /// prints argh's text plus the exit-code table; a parse error is a usage
-/// error on one line (argh lists what is missing on the lines after its
-/// first), lowercased like every undead error.
+/// error on one line (argh lists what is missing on the lines after a
+/// heading), lowercased like every undead error.
 impl From<argh::EarlyExit> for Error {
     fn from(e: argh::EarlyExit) -> Error {
         match e.status {
@@ -59,8 +59,16 @@ impl From<argh::EarlyExit> for Error {
                 Error::Help(format!("{}\n{EXIT_CODES}", e.output.trim_end()))
             }
             Err(()) => {
-                let words: Vec<&str> = e.output.split_whitespace().collect();
-                let line = words.join(" ");
+                // "Required options not provided:\n    --x\n": the items
+                // follow their heading, headings are separated by "; ".
+                let mut line = String::new();
+                for text in e.output.lines().filter(|l| !l.trim().is_empty()) {
+                    if !line.is_empty() {
+                        let item = text.starts_with(char::is_whitespace);
+                        line.push_str(if item { " " } else { "; " });
+                    }
+                    line.push_str(text.trim());
+                }
                 let mut chars = line.chars();
                 Error::Usage(chars.next().map_or_else(String::new, |c| {
                     c.to_lowercase().chain(chars).collect()
@@ -114,6 +122,11 @@ impl fmt::Display for Error {
                 f,
                 "cannot serve control socket {path}: another undead answers \
                  on it"
+            ),
+            Error::ControlBind { path, errno: Errno::EEXIST } => write!(
+                f,
+                "cannot serve control socket {path}: it is not a socket \
+                 (left as it is)"
             ),
             Error::ControlBind { path, errno } => {
                 write!(

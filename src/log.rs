@@ -42,18 +42,18 @@ fn entry(level: u8, msg: String) -> crate::json::Value {
     ])
 }
 
-/// An error line that another process ends (the child, after a failed
-/// exec, may only write bytes): its start, up to and with `msg`, and its
-/// end. What is written between must need no JSON escaping (an errno's
-/// description).
-pub fn error_line_around(msg: &str) -> (String, &'static str) {
+/// An error line split for a process that can only write bytes (the
+/// child between fork and exec) to end: its start, up to and with `msg`,
+/// and its end. What goes between must need no JSON escaping (an errno's
+/// description does not).
+pub fn split_error_line(msg: &str) -> (Vec<u8>, &'static [u8]) {
     if enabled(0) != Some(true) {
-        return (format!("undead: {msg}"), "\n");
+        return (format!("undead: {msg}").into_bytes(), b"\n");
     }
     let line = entry(0, msg.to_string()).to_string();
     // `…,"msg":"MSG"}`: open again before its closing quote.
-    let open = line.strip_suffix("\"}").unwrap_or(&line).to_string();
-    (open, "\"}\n")
+    let open = line.strip_suffix("\"}").unwrap_or(&line);
+    (open.as_bytes().to_vec(), b"\"}\n")
 }
 
 /// A line of a verb's output on stdout. Unlike `println!`, a closed pipe

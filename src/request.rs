@@ -22,7 +22,9 @@ use std::time::Duration;
 use nix::unistd::Pid;
 
 use crate::action::{Action, WaitFor};
-use crate::chaos::{ChaosCmd, HazardCmd, HazardKind, Kind, Kinds, Release};
+use crate::chaos::{
+    ChaosCmd, HazardCmd, HazardKind, Kind, Kinds, OUTLIVE_FUSE_ONLY, Release,
+};
 use crate::parse;
 use crate::waiting::MAX_HOLD;
 
@@ -177,9 +179,6 @@ fn parse_dstate(words: &[&str]) -> Result<ChaosCmd, String> {
     Ok(ChaosCmd::Dstate { n, kind, outlive, cwd })
 }
 
-/// Only a FUSE victim can outlive undead (README, "`--outlive`").
-pub const OUTLIVE_FUSE_ONLY: &str = "--outlive applies to --kind fuse only";
-
 /// `Z D MS [KIND N]...`: counts as `count` reads them, the timeout in
 /// milliseconds (at most `MAX_HOLD`), then per hazard kind a minimum.
 fn parse_wait(words: &[&str]) -> Result<WaitFor, String> {
@@ -219,6 +218,8 @@ pub fn parse_release(words: &[&str]) -> Result<Release, String> {
         match (w, HazardKind::parse(w), w.parse::<i32>()) {
             ("zombies", ..) => kinds.zombies = true,
             ("dstate", ..) => kinds.dstate = true,
+            ("all", ..) => return Err("release: 'all' stands alone".into()),
+            (_, Some(kind), _) if kinds.hazards.contains(&kind) => {}
             (_, Some(kind), _) => kinds.hazards.push(kind),
             (_, None, Ok(pid)) if pid > 0 => pids.push(Pid::from_raw(pid)),
             _ => {

@@ -25,6 +25,7 @@ use nix::errno::Errno;
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::error::Error;
+use crate::log::split_error_line;
 use crate::signals::{self, ChildSignalState};
 use crate::sys::{self, ExecArgs};
 
@@ -57,8 +58,10 @@ pub fn spawn_child(plan: &SpawnPlan<'_>) -> Result<Pid, Error> {
     let argv0 = plan.argv.first().cloned().unwrap_or_default();
     let args = ExecArgs::new(plan.argv)
         .map_err(|errno| Error::Spawn { argv0: argv0.clone(), errno })?;
-    let line =
-        crate::log::error_line_around(&format!("cannot run '{argv0}': "));
+    let lines = ChildLines {
+        cannot_run: split_error_line(&format!("cannot run '{argv0}': ")),
+        no_terminal: split_error_line("cannot give the child the terminal: "),
+    };
     let tty = std::io::stdin().is_terminal();
     if tty && plan.group == Group::Session {
         let _ = sys::detach_controlling_tty(std::io::stdin().as_fd());
@@ -66,10 +69,22 @@ pub fn spawn_child(plan: &SpawnPlan<'_>) -> Result<Pid, Error> {
     let parent = unistd::getpid();
     match sys::fork() {
         Ok(ForkResult::Parent { child }) => Ok(child),
-        Ok(ForkResult::Child) => {
-            exec_child(plan, &args, (line.0.as_bytes(), line.1), tty, parent)
-        }
+        Ok(ForkResult::Child) => exec_child(plan, &args, &lines, tty, parent),
         Err(errno) => Err(Error::Spawn { argv0, errno }),
+    }
+}
+
+/// What the child may have to say, made before the fork (the child may
+/// not allocate): each line's start and end, its errno between.
+struct ChildLines {
+    cannot_run: (Vec<u8>, &'static [u8]),
+    no_terminal: (Vec<u8>, &'static [u8]),
+}
+
+impl ChildLines {
+    /// Async-signal-safe.
+    fn say(line: &(Vec<u8>, &'static [u8]), errno: Errno) {
+        sys::write_stderr(&[&line.0, errno.desc().as_bytes(), line.1]);
     }
 }
 
@@ -77,7 +92,7 @@ pub fn spawn_child(plan: &SpawnPlan<'_>) -> Result<Pid, Error> {
 fn exec_child(
     plan: &SpawnPlan<'_>,
     args: &ExecArgs,
-    (start, end): (&[u8], &str),
+    lines: &ChildLines,
     tty: bool,
     parent: Pid,
 ) -> ! {
@@ -89,7 +104,7 @@ fn exec_child(
         Group::ProcessGroup => {
             let _ = unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
             if tty {
-                take_terminal(&stdin);
+                take_terminal(&stdin, lines);
             }
         }
         Group::Session => {
@@ -107,7 +122,7 @@ fn exec_child(
     }
     signals::restore_signal_state(plan.signals);
     let errno = sys::execvp(args);
-    sys::write_stderr(&[start, errno.desc().as_bytes(), end.as_bytes()]);
+    ChildLines::say(&lines.cannot_run, errno);
     sys::exit_now(if errno == Errno::ENOENT { 127 } else { 126 })
 }
 
@@ -115,13 +130,9 @@ fn exec_child(
 /// ENOTTY (stdin is a terminal, but not undead's controlling one) and
 /// ENXIO are fine, the child runs in the background of it (tini says so at
 /// debug level only); anything else is said on stderr. Async-signal-safe.
-fn take_terminal(stdin: &std::io::Stdin) {
+fn take_terminal(stdin: &std::io::Stdin, lines: &ChildLines) {
     match unistd::tcsetpgrp(stdin, unistd::getpgrp()) {
         Ok(()) | Err(Errno::ENOTTY | Errno::ENXIO) => {}
-        Err(e) => sys::write_stderr(&[
-            b"undead: cannot give the child the terminal: ",
-            e.desc().as_bytes(),
-            b"\n",
-        ]),
+        Err(e) => ChildLines::say(&lines.no_terminal, e),
     }
 }

@@ -367,8 +367,10 @@ fn release_by_kind_and_pid_leaves_unheld_alone(mode: Mode) {
     check!(s, zs.iter().all(|z| z.state() == Some('Z')), "zombies");
     check!(s, ds.first().and_then(Ident::state) == Some('D'), "dstate");
     s.ok(&["release", "zombies", "deaf", "dstate"]);
+    // A released zombie is reaped: gone, not merely still Z.
     s.until("zombies, deaf and dstate released", T, || {
-        zs.iter().chain(&ds).chain([&deaf]).all(gone)
+        zs.iter().all(|z| z.state().is_none())
+            && ds.iter().chain([&deaf]).all(gone)
     });
     check!(s, st.state() == Some('T'), "release of other kinds took stopped");
     check!(s, unheld.state() == Some('S'), "release took the unheld");

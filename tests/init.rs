@@ -279,6 +279,15 @@ fn path_lookup_and_exec_failures(mode: Mode) {
          '/nonexistent/x': No such file or directory\"}\n",
         "{mode:?}"
     );
+    // What the command is called is escaped in it.
+    let mut c = command(mode);
+    c.args(["--log-format", "json", "--", "/nonexistent/a\"b\\c"]);
+    let (code, _, err) = run_cmd(c, b"", T);
+    assert_eq!(code, 127, "{mode:?} {err}");
+    assert!(
+        err.contains(r#""msg":"cannot run '/nonexistent/a\"b\\c': No such"#),
+        "{mode:?} {err}"
+    );
 }
 
 // -------------------------------------------------------------- signals

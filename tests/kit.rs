@@ -1092,10 +1092,13 @@ fn client_exit_codes() {
         &["zombie", "3", "--bogus"],
         &["dstate", "1", "--kind", "nfs"],
         &["dstate", "1", "--outlive", "forever"],
+        &["dstate", "1", "--outlive", "5s"],
         &["wait", "--timeout", "forever"],
         &["wait", "--zombies", "many"],
         &["release", "bogus"],
         &["release", "0"],
+        &["release", "zombies", "12"],
+        &["release", "all", "zombies"],
         &["status", "--bogus"],
     ] {
         let r = run_ran(Command::new(BIN).args(args), CLIENT);

@@ -275,7 +275,8 @@ fn inode(path: &str) -> Option<(u64, u64)> {
 /// A second undead with an explicit `--control` of a live socket fails
 /// with one line (exit 1) and leaves the first one's socket alone; when
 /// the file has been replaced by another's, undead's exit does not remove
-/// it; a stale file is replaced. See: #10 (5)
+/// it; a stale socket is replaced, anything else at the path is left
+/// alone. See: #10 (5)
 fn a_live_socket_is_not_taken_over(mode: Mode) {
     let a = Control::start(mode, &[], &["sleep", "600"]);
     let before = inode(&a.sock);
@@ -304,7 +305,7 @@ fn a_live_socket_is_not_taken_over(mode: Mode) {
         a.fail("undead removed a socket file that was not its own");
     }
 
-    // A stale file (nobody listens) is replaced.
+    // A stale socket (nobody listens) is replaced.
     let dir = Scratch::new("stale");
     let sock = dir.sock();
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
@@ -324,6 +325,15 @@ fn a_live_socket_is_not_taken_over(mode: Mode) {
     assert_eq!(r.stderr.lines().count(), 1, "{mode:?}: {r:?}");
     let kept = fs::read_to_string(&file).unwrap_or_default();
     assert_eq!(kept, "not a socket\n", "{mode:?}: the file was replaced");
+    // Nor a symlink, even a dangling one.
+    let link = dir.path("link.sock").display().to_string();
+    std::os::unix::fs::symlink("nowhere", &link).unwrap();
+    let mut c = crate::common::command(mode);
+    c.args(["--control", &link, "--", "true"]);
+    let r = run_ran(&mut c, T);
+    assert_eq!(r.code, 1, "{mode:?}: a symlink at the path: {r:?}");
+    let target = fs::read_link(&link).ok();
+    assert_eq!(target, Some("nowhere".into()), "{mode:?}: link replaced");
 }
 
 /// With the default path (/run/undead.sock, here on a private tmpfs), a

@@ -51,6 +51,9 @@ use nix::unistd::Pid;
 use crate::procfs;
 use crate::source::Source;
 
+/// Only a FUSE victim can outlive undead (README, "`--outlive`").
+pub const OUTLIVE_FUSE_ONLY: &str = "--outlive applies to --kind fuse only";
+
 /// Which D state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -302,7 +305,7 @@ impl Kit {
                 n, kind: Kind::Vfork, outlive: None, ..
             } => (n, "vfork holders", Making::Vforks(cwd)),
             ChaosCmd::Dstate { kind: Kind::Vfork, .. } => {
-                return failed(crate::request::OUTLIVE_FUSE_ONLY.into());
+                return failed(OUTLIVE_FUSE_ONLY.into());
             }
             ChaosCmd::Dstate { n, kind: Kind::Fuse, outlive, .. } => {
                 return self.create_fuse(n, outlive, cwd.as_ref());

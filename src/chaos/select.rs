@@ -1,7 +1,7 @@
-//! Which units a release takes: `release all|KIND...|PID...` (KIND: `zombies`,
-//! `dstate` or a hazard kind),
-//! `--release-after` and undead's exit. Never an `--unheld` one: those are
-//! the workload's, ended by the stop sequence (SPEC §3.4).
+//! Which units a release takes: `release all|KIND...|PID...` (KIND:
+//! `zombies`, `dstate` or a hazard kind), `--release-after` and undead's
+//! exit. Never an `--unheld` one: those are the workload's, ended by the
+//! stop sequence (SPEC §3.4).
 
 use super::{Release, Unit};
 
