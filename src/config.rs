@@ -125,10 +125,7 @@ impl Env<'_> {
     /// The switch, else the variable as a boolean (`1`, `true`, ...).
     fn switch(&self, flag: bool, name: &'static str) -> Result<bool, Error> {
         match self.var(name) {
-            Some(text) if !flag => {
-                let v = Value { text, var: Some(name) };
-                parse::flag(&v.text).map_err(|why| v.error(why))
-            }
+            Some(v) if !flag => parse::flag(&v).map_err(|e| in_var(name, e)),
             _ => Ok(flag),
         }
     }

@@ -89,14 +89,16 @@ impl fmt::Display for Request {
             Request::Release(Release::All) => f.write_str("release all"),
             Request::Release(Release::Kinds(kinds)) => {
                 f.write_str("release")?;
-                let named =
-                    [("zombies", kinds.zombies), ("dstate", kinds.dstate)];
-                let hazards = kinds.hazards.iter().map(|k| (k.name(), true));
-                named
-                    .into_iter()
-                    .chain(hazards)
-                    .filter(|&(_, on)| on)
-                    .try_for_each(|(name, _)| write!(f, " {name}"))
+                if kinds.zombies {
+                    f.write_str(" zombies")?;
+                }
+                if kinds.dstate {
+                    f.write_str(" dstate")?;
+                }
+                kinds
+                    .hazards
+                    .iter()
+                    .try_for_each(|k| write!(f, " {}", k.name()))
             }
             Request::Release(Release::Pids(pids)) => {
                 f.write_str("release")?;
